@@ -1,0 +1,52 @@
+import { z } from 'zod';
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const list = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+
+/**
+ * Every environment variable the processes read, with its default. This is the only
+ * place that touches process.env; a bad value stops the process with a clear message.
+ */
+const schema = z.object({
+  NODE_ENV: z.string().default('development'),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/messenger'),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  AMQP_URL: z.string().default('amqp://guest:guest@127.0.0.1:5672'),
+  HOST: z.string().default('0.0.0.0'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  /** Run pending migrations before serving (compose runs them once in a dedicated job). */
+  MIGRATE_ON_START: bool.default(false),
+  /** Proxies whose X-Forwarded-For is believed: IPs or CIDRs, comma separated. */
+  TRUSTED_PROXIES: list.default(['127.0.0.1/8', '::1/128']),
+  SESSION_TTL_DAYS: z.coerce.number().positive().default(30),
+  INBOX_TTL_DAYS: z.coerce.number().positive().default(30),
+  CLEANUP_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
+  /** Failed logins for one username before it is slowed down, and for how long. */
+  LOGIN_MAX_FAILURES: z.coerce.number().int().positive().default(10),
+  LOGIN_LOCK_SECONDS: z.coerce.number().int().positive().default(60),
+  /** scrypt cost (N); tests lower it to keep the suite fast. Must be a power of two. */
+  PASSWORD_HASH_COST: z.coerce
+    .number()
+    .int()
+    .refine((n) => n >= 1024 && (n & (n - 1)) === 0, 'a power of two >= 1024')
+    .default(16384),
+  /** Ed25519 key that signs pushes; created by `npm run keys` when absent. */
+  SIGNING_KEY_FILE: z.string().default('cert/signing-key.json'),
+});
+
+export type Config = z.output<typeof schema>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}

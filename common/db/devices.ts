@@ -1,0 +1,77 @@
+import type { Q } from './index.ts';
+
+export interface DeviceRow {
+  id: string;
+  user_id: string;
+  public_key: string;
+  name: string | null;
+  user_address: string | null;
+  last_seq: string;
+  created_at: Date;
+  last_active_at: Date;
+  last_ip: string | null;
+  user_agent: string | null;
+}
+
+export interface DeviceKey {
+  device_id: string;
+  public_key: string;
+}
+
+export async function insertDevice(
+  q: Q,
+  row: Pick<DeviceRow, 'id' | 'user_id' | 'public_key' | 'name' | 'user_address' | 'last_ip' | 'user_agent'>,
+): Promise<void> {
+  await q('devices').insert(row);
+}
+
+export async function findDevice(q: Q, id: string): Promise<DeviceRow | undefined> {
+  return q<DeviceRow>('devices').where({ id }).first();
+}
+
+/** The device list with its session state, for `GET /api/devices`. */
+export async function listDevicesWithSessions(
+  q: Q,
+  userId: string,
+): Promise<(DeviceRow & { signed_in: boolean })[]> {
+  return q('devices as d')
+    .select('d.*', q.raw('(s.device_id IS NOT NULL AND s.expires_at > now()) AS signed_in'))
+    .leftJoin('sessions as s', 's.device_id', 'd.id')
+    .where('d.user_id', userId)
+    .orderBy([{ column: 'd.created_at' }, { column: 'd.id' }]);
+}
+
+/** Public directory entries (device id + key) of several users, keyed by user id. */
+export async function deviceKeysByUser(q: Q, userIds: string[]): Promise<Map<string, DeviceKey[]>> {
+  const rows = await q<{ id: string; user_id: string; public_key: string }>('devices')
+    .select('id', 'user_id', 'public_key')
+    .whereIn('user_id', userIds)
+    .orderBy([{ column: 'created_at' }, { column: 'id' }]);
+  const byUser = new Map<string, DeviceKey[]>(userIds.map((id) => [id, []]));
+  for (const r of rows) byUser.get(r.user_id)?.push({ device_id: r.id, public_key: r.public_key });
+  return byUser;
+}
+
+export async function updateDevice(
+  q: Q,
+  id: string,
+  patch: Partial<Pick<DeviceRow, 'name' | 'user_address' | 'public_key'>>,
+): Promise<void> {
+  if (Object.keys(patch).length) await q('devices').where({ id }).update(patch);
+}
+
+/** Written at most once a minute per device so authenticated reads stay reads. */
+export async function touchDevice(
+  q: Q,
+  id: string,
+  ip: string | null,
+  userAgent: string | null,
+): Promise<void> {
+  await q('devices')
+    .where({ id })
+    .update({ last_active_at: q.fn.now(), last_ip: ip, user_agent: userAgent?.slice(0, 512) ?? null });
+}
+
+export async function deleteDevice(q: Q, userId: string, id: string): Promise<boolean> {
+  return (await q('devices').where({ id, user_id: userId }).delete()) > 0;
+}

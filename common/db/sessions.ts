@@ -1,0 +1,56 @@
+import type { Q } from './index.ts';
+
+export interface SessionIdentity {
+  user_id: string;
+  username: string;
+  device_id: string;
+  public_key: string;
+  expires_at: Date;
+  last_active_at: Date;
+}
+
+/** Replaces the device's session (resuming a device ends its old session). */
+export async function openSession(
+  q: Q,
+  s: { tokenHash: Buffer; deviceId: string; userId: string; ttlDays: number },
+): Promise<Date> {
+  await q('sessions').where({ device_id: s.deviceId }).delete();
+  const [row] = await q('sessions')
+    .insert({
+      token_hash: s.tokenHash,
+      device_id: s.deviceId,
+      user_id: s.userId,
+      expires_at: q.raw(`now() + make_interval(secs => ?)`, [s.ttlDays * 86400]),
+    })
+    .returning<{ expires_at: Date }[]>('expires_at');
+  return row?.expires_at ?? new Date();
+}
+
+export async function findSession(q: Q, tokenHash: Buffer): Promise<SessionIdentity | undefined> {
+  return q('sessions as s')
+    .join('devices as d', 'd.id', 's.device_id')
+    .join('users as u', 'u.id', 's.user_id')
+    .select('s.user_id', 'u.username', 's.device_id', 'd.public_key', 's.expires_at', 'd.last_active_at')
+    .where('s.token_hash', tokenHash)
+    .andWhere('s.expires_at', '>', q.fn.now())
+    .first();
+}
+
+/** Sliding expiry: a session lives `ttlDays` after its last use. */
+export async function extendSession(q: Q, tokenHash: Buffer, ttlDays: number): Promise<void> {
+  await q('sessions')
+    .where({ token_hash: tokenHash })
+    .update({ expires_at: q.raw(`now() + make_interval(secs => ?)`, [ttlDays * 86400]) });
+}
+
+export async function endSession(q: Q, deviceId: string): Promise<void> {
+  await q('sessions').where({ device_id: deviceId }).delete();
+}
+
+export async function endOtherSessions(q: Q, userId: string, keepDeviceId: string): Promise<void> {
+  await q('sessions').where({ user_id: userId }).whereNot({ device_id: keepDeviceId }).delete();
+}
+
+export async function deleteExpiredSessions(q: Q): Promise<number> {
+  return q('sessions').where('expires_at', '<=', q.fn.now()).delete();
+}

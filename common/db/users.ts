@@ -1,0 +1,35 @@
+import type { Q } from './index.ts';
+
+export interface UserRow {
+  id: string;
+  username: string;
+  password_hash: string;
+  phone_number: string | null;
+  display_name: string | null;
+  created_at: Date;
+}
+
+export async function insertUser(q: Q, row: Omit<UserRow, 'created_at'>): Promise<void> {
+  await q('users').insert(row);
+}
+
+export async function findUserByUsername(q: Q, username: string): Promise<UserRow | undefined> {
+  return q<UserRow>('users').where({ username }).first();
+}
+
+export async function findUserById(q: Q, id: string): Promise<UserRow | undefined> {
+  return q<UserRow>('users').where({ id }).first();
+}
+
+export async function updateUser(
+  q: Q,
+  id: string,
+  patch: Partial<Pick<UserRow, 'display_name' | 'password_hash'>>,
+): Promise<void> {
+  if (Object.keys(patch).length) await q('users').where({ id }).update(patch);
+}
+
+/** Devices, sessions and inboxes go with the user (ON DELETE CASCADE). */
+export async function deleteUser(q: Q, id: string): Promise<void> {
+  await q('users').where({ id }).delete();
+}

@@ -1,0 +1,16 @@
+import { type Logger, pino } from 'pino';
+
+export type { Logger };
+
+/** Structured JSON logs; anything that could carry a secret is redacted as a last line of defence. */
+export function createLogger(level: string, name: string): Logger {
+  return pino({
+    name,
+    level,
+    base: { pid: process.pid, service: name },
+    redact: {
+      paths: ['password', 'token', 'authorization', '*.password', '*.token', 'req.headers.authorization'],
+      censor: '[redacted]',
+    },
+  });
+}

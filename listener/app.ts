@@ -1,0 +1,57 @@
+import { randomUUID } from 'node:crypto';
+import Router from '@koa/router';
+import Koa from 'koa';
+import { HttpMethodEnum, koaBody } from 'koa-body';
+import type { AppState, Deps } from './deps.ts';
+import { mount } from './http/route.ts';
+import { clientIpResolver } from './middleware/client-ip.ts';
+import { errorHandler } from './middleware/errors.ts';
+import { routes } from './routes/index.ts';
+
+const REQUEST_ID = /^[\w.-]{1,128}$/;
+
+export function createApp(deps: Deps): Koa<AppState, { deps: Deps }> {
+  const app = new Koa<AppState, { deps: Deps }>();
+  app.context.deps = deps;
+  const clientIp = clientIpResolver(deps.config.TRUSTED_PROXIES);
+
+  // Request id (nginx sets one; direct callers get a fresh one), client ip and a per-request logger.
+  app.use(async (ctx, next) => {
+    const given = ctx.get('x-request-id');
+    const requestId = REQUEST_ID.test(given) ? given : randomUUID();
+    ctx.set('X-Request-Id', requestId);
+    ctx.state.clientIp = clientIp(ctx.req.socket.remoteAddress, ctx.get('x-forwarded-for'));
+    ctx.state.log = deps.log.child({ req_id: requestId });
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      const ms = Math.round((performance.now() - started) * 10) / 10;
+      ctx.state.log.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
+    }
+  });
+  app.use(errorHandler());
+  // Older clients use a trailing slash (`/api/users/`): route both spellings the same.
+  app.use(async (ctx, next) => {
+    if (ctx.path.length > 1 && ctx.path.endsWith('/')) ctx.path = ctx.path.replace(/\/+$/, '') || '/';
+    await next();
+  });
+  app.use(
+    koaBody({
+      json: true,
+      jsonStrict: true,
+      jsonLimit: '1mb',
+      text: false,
+      urlencoded: false,
+      multipart: false,
+      // DELETE carries a body too (`DELETE /api/users/me {password}`).
+      parsedMethods: [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH, HttpMethodEnum.DELETE],
+    }),
+  );
+
+  const router = new Router<AppState, { deps: Deps }>();
+  mount(router, routes);
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}

@@ -1,0 +1,30 @@
+import type { Config } from '../common/config.ts';
+import type { Db } from '../common/db/index.ts';
+import type { Logger } from '../common/log.ts';
+
+export interface Identity {
+  userId: string;
+  username: string;
+  deviceId: string;
+  publicKey: string;
+  tokenHash: Buffer;
+}
+
+export interface AppState {
+  auth: Identity;
+  clientIp: string | null;
+  log: Logger;
+}
+
+/** Everything a listener needs, built by main.ts (or a test) and handed to createApp. */
+export interface Deps {
+  config: Config;
+  db: Db;
+  log: Logger;
+  /** Public half of the push-signing key, served at GET /api/server-key. */
+  signingPublicKey: Uint8Array;
+  /** Readiness probes of backing services; each throws while its service is unreachable. */
+  readiness: Record<string, () => Promise<void>>;
+  /** Called after a transaction that wrote outbox rows committed, so they are relayed at once. */
+  outboxWritten(): void;
+}

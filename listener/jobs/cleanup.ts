@@ -1,0 +1,21 @@
+import type { Config } from '../../common/config.ts';
+import { deleteExpiredInbox } from '../../common/db/inbox.ts';
+import type { Db } from '../../common/db/index.ts';
+import { deleteStaleLoginFailures } from '../../common/db/login-failures.ts';
+import { releaseOldClientMessageIds } from '../../common/db/messages.ts';
+import { deleteExpiredSessions } from '../../common/db/sessions.ts';
+import type { Logger } from '../../common/log.ts';
+
+/**
+ * Expiry of undelivered events (INBOX_TTL_DAYS), sessions, login-failure windows and the 24 h
+ * idempotency window. Plain DELETE/UPDATE by time, so every listener may run it concurrently.
+ */
+export async function cleanup(db: Db, config: Config, log: Logger): Promise<void> {
+  const counts = {
+    inbox: await deleteExpiredInbox(db),
+    sessions: await deleteExpiredSessions(db),
+    login_failures: await deleteStaleLoginFailures(db, config.LOGIN_LOCK_SECONDS),
+    client_message_ids: await releaseOldClientMessageIds(db),
+  };
+  if (Object.values(counts).some(Boolean)) log.info(counts, 'cleanup');
+}

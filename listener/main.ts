@@ -1,0 +1,51 @@
+import { once } from 'node:events';
+import { loadConfig } from '../common/config.ts';
+import { loadSigningKey } from '../common/crypto/signing-key.ts';
+import { createDb, migrateLatest } from '../common/db/index.ts';
+import { createLogger } from '../common/log.ts';
+import { every } from '../common/periodic.ts';
+import { createApp } from './app.ts';
+import { cleanup } from './jobs/cleanup.ts';
+
+const config = loadConfig();
+const log = createLogger(config.LOG_LEVEL, 'listener');
+const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
+if (config.MIGRATE_ON_START) log.info({ applied: await migrateLatest(db) }, 'migrated');
+const signingKey = await loadSigningKey(config.SIGNING_KEY_FILE);
+
+const app = createApp({
+  config,
+  db,
+  log,
+  signingPublicKey: signingKey.publicKey,
+  readiness: {
+    postgres: async () => {
+      await db.raw('select 1');
+    },
+  },
+  outboxWritten: () => {},
+});
+
+const server = app.listen(config.PORT, config.HOST);
+await once(server, 'listening');
+// Longer than nginx's upstream keepalive_timeout, so nginx never reuses a socket we are closing.
+server.keepAliveTimeout = 65_000;
+server.headersTimeout = 66_000;
+log.info({ address: server.address() }, 'listener ready');
+
+const jobs = [every(config.CLEANUP_INTERVAL_MS, 'cleanup', log, () => cleanup(db, config, log))];
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down');
+  const closed = new Promise((resolve) => server.close(resolve));
+  server.closeIdleConnections();
+  await Promise.all([closed, ...jobs.map((j) => j.stop())]);
+  await db.destroy();
+  log.info('stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

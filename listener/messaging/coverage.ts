@@ -1,0 +1,50 @@
+import { deviceKeysByUser } from '../../common/db/devices.ts';
+import type { Q } from '../../common/db/index.ts';
+import { badRequest, conflict } from '../../common/errors.ts';
+
+export interface Envelope {
+  device_id: string;
+  nonce: string;
+  ciphertext: string;
+}
+
+/**
+ * The devices a message must be encrypted for: every device of every recipient user plus the
+ * sender's other devices, never the sending device. Envelopes must match that set exactly,
+ * otherwise 409 `device_mismatch` tells the client which devices to add or drop.
+ */
+export async function checkCoverage(
+  q: Q,
+  recipientUserIds: string[],
+  sender: { userId: string; deviceId: string },
+  envelopes: Envelope[],
+): Promise<void> {
+  const seen = new Set<string>();
+  for (const e of envelopes) {
+    if (seen.has(e.device_id)) {
+      throw badRequest(`two envelopes for device ${e.device_id}`, [
+        { field: 'body.envelopes', problem: 'duplicate device_id' },
+      ]);
+    }
+    seen.add(e.device_id);
+  }
+  const users = [...new Set([...recipientUserIds, sender.userId])];
+  const byUser = await deviceKeysByUser(q, users);
+  const expected = new Map<string, { user_id: string; device_id: string; public_key: string }>();
+  for (const [userId, devices] of byUser) {
+    for (const d of devices)
+      if (d.device_id !== sender.deviceId) expected.set(d.device_id, { user_id: userId, ...d });
+  }
+  const missing = [...expected.values()].filter((d) => !seen.has(d.device_id));
+  const extra = [...seen].filter((id) => !expected.has(id));
+  if (missing.length || extra.length) {
+    throw conflict(
+      'device_mismatch',
+      "envelopes must cover exactly the recipients' devices and your other devices",
+      {
+        missing_devices: missing,
+        extra_devices: extra,
+      },
+    );
+  }
+}

@@ -1,0 +1,60 @@
+import type { Middleware } from 'koa';
+import { AppError, isUnavailableError, payloadTooLarge, unavailable } from '../../common/errors.ts';
+import type { AppState, Deps } from '../deps.ts';
+
+const byStatus: Record<number, string> = {
+  400: 'invalid_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+};
+
+/** Turns whatever was thrown into an AppError; unknown errors become a logged 500. */
+function toAppError(err: unknown): AppError | null {
+  if (err instanceof AppError) return err;
+  if (isUnavailableError(err)) return unavailable();
+  const e = err as {
+    status?: number;
+    statusCode?: number;
+    expose?: boolean;
+    type?: string;
+    message?: string;
+  };
+  const status = e?.status ?? e?.statusCode;
+  // koa-body / http-errors: malformed JSON, oversize bodies, bad encodings are the client's.
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    if (status === 413) return payloadTooLarge();
+    const message =
+      e.type === 'entity.parse.failed' ? 'malformed JSON body' : e.expose ? String(e.message) : 'bad request';
+    return new AppError(status, byStatus[status] ?? 'invalid_request', message);
+  }
+  return null;
+}
+
+/** The one place errors are rendered: `{error, message, details?}`, never a stack trace. */
+export function errorHandler(): Middleware<AppState, { deps: Deps }> {
+  return async (ctx, next) => {
+    try {
+      await next();
+      // The router leaves unmatched paths at 404 and wrong methods at 405/501 with no body.
+      if (ctx.body === undefined || ctx.body === null) {
+        if (ctx.status === 404)
+          throw new AppError(404, 'not_found', `no route for ${ctx.method} ${ctx.path}`);
+        if (ctx.status === 405 || ctx.status === 501) {
+          throw new AppError(405, 'method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}`);
+        }
+      }
+    } catch (err) {
+      const known = toAppError(err);
+      const e = known ?? new AppError(500, 'internal_error', 'internal error');
+      if (!known) ctx.state.log.error({ err }, 'unhandled error');
+      else if (e.status === 503) ctx.state.log.warn({ err }, 'backing service unavailable');
+      ctx.status = e.status;
+      ctx.body = e.toJSON();
+      for (const [k, v] of Object.entries(e.headers ?? {})) ctx.set(k, v);
+    }
+  };
+}

@@ -1,0 +1,15 @@
+import type { AnyRoute } from '../http/route.ts';
+import { deviceRoutes } from './devices.ts';
+import { messageRoutes } from './messages.ts';
+import { sessionRoutes } from './sessions.ts';
+import { systemRoutes } from './system.ts';
+import { userRoutes } from './users.ts';
+
+/** Every HTTP route the listener serves; also the source of the OpenAPI document. */
+export const routes: AnyRoute[] = [
+  ...systemRoutes,
+  ...userRoutes,
+  ...sessionRoutes,
+  ...deviceRoutes,
+  ...messageRoutes,
+];

@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
+import { hashToken, newToken } from '../../common/crypto/tokens.ts';
+import { findDevice, insertDevice, updateDevice } from '../../common/db/devices.ts';
+import { requeueInbox } from '../../common/db/inbox.ts';
+import { clearLoginFailures, loginLockedFor, recordLoginFailure } from '../../common/db/login-failures.ts';
+import { endSession, openSession } from '../../common/db/sessions.ts';
+import { findUserByUsername } from '../../common/db/users.ts';
+import { AppError, conflict, notFound, rateLimited } from '../../common/errors.ts';
+import { type Ctx, route } from '../http/route.ts';
+import * as s from '../http/schemas.ts';
+
+/** Verified against when the username is unknown, so both failures cost the same time. */
+let decoyHash: Promise<string> | undefined;
+
+async function checkCredentials(ctx: Ctx, username: string, password: string) {
+  const { db, config } = ctx.deps;
+  const wait = await loginLockedFor(db, username, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS);
+  if (wait) throw rateLimited(wait, 'too many failed logins for this username, retry later');
+  const user = await findUserByUsername(db, username);
+  decoyHash ??= hashPassword('decoy password', config.PASSWORD_HASH_COST);
+  const ok = await verifyPassword(password, user?.password_hash ?? (await decoyHash));
+  if (!user || !ok) {
+    await recordLoginFailure(db, username, config.LOGIN_LOCK_SECONDS);
+    throw new AppError(401, 'invalid_credentials', 'wrong username or password');
+  }
+  await clearLoginFailures(db, username);
+  return user;
+}
+
+export const sessionRoutes = [
+  route({
+    method: 'post',
+    path: '/api/login',
+    tag: 'devices',
+    summary: 'Open a session on a new device, or resume one of your devices with `device_id`',
+    auth: false,
+    body: z.strictObject({
+      username: s.username,
+      password: z.string().max(256),
+      public_key: s.publicKey,
+      device_id: s.id.optional(),
+      device_name: s.deviceName.optional(),
+      user_address: s.httpUrl.optional(),
+    }),
+    responses: {
+      200: {
+        description: 'session opened',
+        schema: z.object({ user_id: s.id, device_id: s.id, token: z.string(), expires_at: s.timestamp }),
+      },
+      401: { description: '`invalid_credentials` (unknown user or wrong password alike)' },
+      404: { description: "`device_id` is not one of this user's devices" },
+      409: { description: '`device_key_mismatch`: the device has another public key' },
+      429: { description: 'too many failed logins for this username' },
+    },
+    async handle(ctx, { body }) {
+      const user = await checkCredentials(ctx, body.username, body.password);
+      const { db, config } = ctx.deps;
+      const token = newToken();
+      const deviceId = body.device_id ?? randomUUID();
+      const client = { last_ip: ctx.state.clientIp, user_agent: ctx.get('user-agent').slice(0, 512) || null };
+      let requeued = 0;
+      const expiresAt = await db.transaction(async (trx) => {
+        if (body.device_id) {
+          const device = await findDevice(trx, body.device_id);
+          if (!device || device.user_id !== user.id) throw notFound('no such device');
+          if (device.public_key !== body.public_key) {
+            throw conflict('device_key_mismatch', 'this device was registered with another public key');
+          }
+          await updateDevice(trx, deviceId, {
+            ...(body.device_name && { name: body.device_name }),
+            ...(body.user_address && { user_address: body.user_address }),
+          });
+          // Everything queued while the device was away goes out again now that it is back.
+          if (body.user_address ?? device.user_address) requeued = await requeueInbox(trx, deviceId);
+        } else {
+          await insertDevice(trx, {
+            id: deviceId,
+            user_id: user.id,
+            public_key: body.public_key,
+            name: body.device_name ?? null,
+            user_address: body.user_address ?? null,
+            ...client,
+          });
+        }
+        return openSession(trx, {
+          tokenHash: hashToken(token),
+          deviceId,
+          userId: user.id,
+          ttlDays: config.SESSION_TTL_DAYS,
+        });
+      });
+      if (requeued) ctx.deps.outboxWritten();
+      ctx.state.log.info({ user_id: user.id, device_id: deviceId, resumed: !!body.device_id }, 'login');
+      ctx.body = { user_id: user.id, device_id: deviceId, token, expires_at: expiresAt.toISOString() };
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/logout',
+    tag: 'devices',
+    summary: 'End this session and stop pushes; the device keeps receiving into its inbox',
+    auth: true,
+    responses: { 204: { description: 'logged out' } },
+    async handle(ctx) {
+      const { deviceId } = ctx.state.auth;
+      await ctx.deps.db.transaction(async (trx) => {
+        await endSession(trx, deviceId);
+        await updateDevice(trx, deviceId, { user_address: null });
+      });
+      ctx.status = 204;
+    },
+  }),
+];

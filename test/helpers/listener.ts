@@ -1,0 +1,50 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { ensureSigningKey, loadSigningKey } from '../../common/crypto/signing-key.ts';
+import { createDb } from '../../common/db/index.ts';
+import { createLogger } from '../../common/log.ts';
+import { createApp } from '../../listener/app.ts';
+import type { Deps } from '../../listener/deps.ts';
+import { testConfig } from './env.ts';
+
+export interface TestListener {
+  url: string;
+  deps: Deps;
+  close(): Promise<void>;
+}
+
+/** A real listener (real PostgreSQL) on an ephemeral port, in this process. */
+export async function startListener(
+  overrides: Record<string, string> = {},
+  extra: Partial<Pick<Deps, 'readiness' | 'outboxWritten'>> = {},
+): Promise<TestListener> {
+  const config = testConfig(overrides);
+  await ensureSigningKey(config.SIGNING_KEY_FILE);
+  const key = await loadSigningKey(config.SIGNING_KEY_FILE);
+  const db = createDb(config.DATABASE_URL, 5);
+  const deps: Deps = {
+    config,
+    db,
+    log: createLogger(config.LOG_LEVEL, 'listener-test'),
+    signingPublicKey: key.publicKey,
+    readiness: {
+      postgres: async () => {
+        await db.raw('select 1');
+      },
+    },
+    outboxWritten: () => {},
+    ...extra,
+  };
+  const server = createApp(deps).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    deps,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await db.destroy();
+    },
+  };
+}

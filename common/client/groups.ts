@@ -1,0 +1,42 @@
+import type { Session } from './session.ts';
+import type { Group, GroupSummary } from './types.ts';
+
+const at = (groupId: string) => `/api/groups/${encodeURIComponent(groupId)}`;
+
+export async function createGroup(
+  s: Session,
+  name: string,
+  members: string[],
+  opts: { isPublic?: boolean } = {},
+): Promise<string> {
+  const res = await s.http.json<{ group_id: string }>('POST', '/api/groups', {
+    body: { name, members, ...(opts.isPublic !== undefined && { is_public: opts.isPublic }) },
+  });
+  return res.group_id;
+}
+
+/** The caller's groups. */
+export async function listGroups(s: Session): Promise<GroupSummary[]> {
+  return (await s.http.json<{ groups: GroupSummary[] }>('GET', '/api/groups')).groups;
+}
+
+/** Public groups, optionally filtered by a search string. */
+export async function publicGroups(s: Session, q?: string): Promise<GroupSummary[]> {
+  const query = { public: 'true', ...(q !== undefined && { q }) };
+  return (await s.http.json<{ groups: GroupSummary[] }>('GET', '/api/groups', { query })).groups;
+}
+
+/** A group with its members' devices (what a group message is encrypted for). */
+export function getGroup(s: Session, groupId: string): Promise<Group> {
+  return s.http.json<Group>('GET', at(groupId));
+}
+
+/** The owner adds anyone; anyone may add themself to a public group. */
+export async function addMember(s: Session, groupId: string, username: string): Promise<void> {
+  await s.http.json('POST', `${at(groupId)}/members`, { body: { username } });
+}
+
+/** The owner removes a member; a member removes themself to leave. */
+export async function removeMember(s: Session, groupId: string, userId: string): Promise<void> {
+  await s.http.json('DELETE', `${at(groupId)}/members/${encodeURIComponent(userId)}`);
+}

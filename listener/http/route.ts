@@ -45,8 +45,49 @@ export function route<
   return def as unknown as AnyRoute;
 }
 
+/**
+ * Path of the first string (or key) holding U+0000, which PostgreSQL text cannot store (it
+ * failed the insert with a 500). Iterative, so a deeply nested body cannot overflow the stack.
+ */
+function findNul(value: unknown): string | null {
+  interface Node {
+    v: unknown;
+    key: string;
+    parent: Node | null;
+  }
+  const pathOf = (n: Node): string => {
+    const keys: string[] = [];
+    for (let at: Node | null = n; at?.parent; at = at.parent) keys.push(at.key);
+    return keys.reverse().join('.').slice(0, 200);
+  };
+  const stack: Node[] = [{ v: value, key: '', parent: null }];
+  for (let n = stack.pop(); n; n = stack.pop()) {
+    const { v } = n;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return pathOf(n);
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push({ v: v[i], key: String(i), parent: n });
+    } else if (
+      v !== null &&
+      typeof v === 'object' &&
+      [Object.prototype, null].includes(Object.getPrototypeOf(v))
+    ) {
+      for (const [k, x] of Object.entries(v)) {
+        if (k.includes('\u0000')) return pathOf(n);
+        stack.push({ v: x, key: k, parent: n });
+      }
+    }
+  }
+  return null;
+}
+
 function parse<S extends Schema>(schema: S, value: unknown, where: string): Out<S> {
   if (!schema) return undefined as Out<S>;
+  const nul = findNul(value);
+  if (nul !== null) {
+    const field = [where, nul].filter(Boolean).join('.');
+    throw badRequest(`invalid ${where}: ${field}`, [{ field, problem: 'must not contain NUL characters' }]);
+  }
   const result = schema.safeParse(value);
   if (result.success) return result.data as Out<S>;
   const details = result.error.issues.map((i) => ({

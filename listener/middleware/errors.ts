@@ -22,7 +22,12 @@ function toAppError(err: unknown): AppError | null {
     expose?: boolean;
     type?: string;
     message?: string;
+    code?: unknown;
   };
+  // zlib: a body sent with Content-Encoding gzip/deflate/br that does not decompress.
+  if (typeof e?.code === 'string' && /^Z_[A-Z_]+$/.test(e.code)) {
+    return new AppError(400, 'invalid_request', 'body does not match its Content-Encoding');
+  }
   const status = e?.status ?? e?.statusCode;
   // koa-body / http-errors: malformed JSON, oversize bodies, bad encodings are the client's.
   if (typeof status === 'number' && status >= 400 && status < 500) {

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { z } from 'zod';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -38,6 +39,22 @@ const schema = z.object({
     .default(16384),
   /** Ed25519 key that signs pushes; created by `npm run keys` when absent. */
   SIGNING_KEY_FILE: z.string().default('cert/signing-key.json'),
+  /** Names this process in the presence table (default hostname:pid). */
+  INSTANCE_ID: z
+    .string()
+    .min(1)
+    .max(200)
+    .default(() => `${hostname()}:${process.pid}`),
+  /** Live stream: ping interval; a socket that missed the previous pong is dropped (dead peer). */
+  STREAM_PING_INTERVAL_MS: z.coerce.number().int().positive().default(30_000),
+  /** Live stream: how long a socket without an Authorization header may take to send its auth frame. */
+  STREAM_AUTH_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
+  /** Live stream: bytes queued for one socket before sending waits; a client that does not drain them in STREAM_SEND_TIMEOUT_MS is closed. */
+  STREAM_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
+  STREAM_SEND_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  /** Presence: each listener refreshes its open streams this often; a user is online while a stream beat within the expiry. */
+  PRESENCE_HEARTBEAT_MS: z.coerce.number().int().positive().default(10_000),
+  PRESENCE_EXPIRY_MS: z.coerce.number().int().positive().default(30_000),
 });
 
 export type Config = z.output<typeof schema>;

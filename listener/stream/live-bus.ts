@@ -1,0 +1,150 @@
+import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
+import type { Logger } from '../../common/log.ts';
+
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 10_000;
+
+export interface LiveBusOptions {
+  url: string;
+  /** The live topic exchange (`topology(config).live`); see the contract in common/queue/messages.ts. */
+  exchange: string;
+  log: Logger;
+  /** A wake-up for a device with a socket on this listener: something new may be in its inbox. */
+  onWake(deviceId: string): void;
+  /** (Re)connected and re-bound: wakes sent while we were away are lost, so every socket re-reads. */
+  onConnected(): void;
+}
+
+/**
+ * This listener's subscription to live wake-ups. One exclusive, auto-delete queue per process is
+ * bound to the live topic exchange with one binding per device that has a socket here, so the
+ * relay's `{device_id, seq}` messages (routing key = device id) reach whichever listener holds the
+ * device's socket, and nothing else. Wakes are hints, not data: the inbox is the source of truth,
+ * so they are consumed without acks and losing one only delays an event until the next re-read.
+ */
+export class LiveBus {
+  private readonly opts: LiveBusOptions;
+  /** Sockets per device on this listener; a device is bound while its count is positive. */
+  private readonly devices = new Map<string, number>();
+  private model: ChannelModel | undefined;
+  private channel: Channel | undefined;
+  private queue: string | undefined;
+  private closed = false;
+  private connecting = false;
+  private retryMs = RETRY_MIN_MS;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(opts: LiveBusOptions) {
+    this.opts = opts;
+  }
+
+  /** Connects in the background and keeps reconnecting until closed; never throws. */
+  start(): void {
+    void this.connect();
+  }
+
+  get connected(): boolean {
+    return this.queue !== undefined;
+  }
+
+  /** Starts routing this device's wake-ups here; resolves once the binding is in place (or the bus is down). */
+  add(deviceId: string): Promise<void> {
+    const n = this.devices.get(deviceId) ?? 0;
+    this.devices.set(deviceId, n + 1);
+    // Channel operations run in the order they are issued, so a bind issued after an unbind wins;
+    // a second socket of the device waits for a bind still in flight by issuing its own.
+    return this.bind(deviceId, true);
+  }
+
+  remove(deviceId: string): void {
+    const n = this.devices.get(deviceId) ?? 0;
+    if (n > 1) {
+      this.devices.set(deviceId, n - 1);
+      return;
+    }
+    this.devices.delete(deviceId);
+    if (n === 1) void this.bind(deviceId, false);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    const model = this.model;
+    this.model = undefined;
+    this.channel = undefined;
+    this.queue = undefined;
+    await model?.close().catch(() => {});
+  }
+
+  private async bind(deviceId: string, on: boolean): Promise<void> {
+    const { channel, queue } = this;
+    if (!channel || !queue) return; // bound on (re)connect, which then wakes every socket
+    try {
+      if (on) await channel.bindQueue(queue, this.opts.exchange, deviceId);
+      else await channel.unbindQueue(queue, this.opts.exchange, deviceId);
+    } catch (err) {
+      // A failed binding operation closes the channel; the close handler reconnects and re-binds.
+      this.opts.log.warn({ err, device_id: deviceId }, 'live binding failed');
+    }
+  }
+
+  private async connect(): Promise<void> {
+    this.timer = undefined;
+    if (this.closed) return;
+    this.connecting = true;
+    let model: ChannelModel | undefined;
+    try {
+      model = await amqp.connect(this.opts.url, { timeout: 5_000 });
+      const m = model;
+      m.on('error', () => {}); // 'close' follows and carries the handling
+      m.on('close', () => this.drop(m));
+      const channel = await m.createChannel();
+      channel.on('error', () => {});
+      channel.on('close', () => this.drop(m));
+      await channel.assertExchange(this.opts.exchange, 'topic', { durable: true });
+      const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+      await channel.consume(queue, (msg) => this.deliver(msg), { noAck: true });
+      if (this.closed) throw new Error('closed');
+      this.model = m;
+      this.channel = channel;
+      this.queue = queue;
+      this.connecting = false;
+      await Promise.all([...this.devices.keys()].map((d) => channel.bindQueue(queue, this.opts.exchange, d)));
+      this.retryMs = RETRY_MIN_MS;
+      this.opts.log.info({ devices: this.devices.size }, 'live bus connected');
+      this.opts.onConnected();
+    } catch (err) {
+      this.connecting = false;
+      if (!this.closed) this.opts.log.warn({ err, retry_ms: this.retryMs }, 'live bus connect failed');
+      this.drop(model);
+    }
+  }
+
+  /** The connection or its channel went away (reported up to twice): forget it and reconnect once. */
+  private drop(model: ChannelModel | undefined): void {
+    if (model !== undefined && this.model === model) {
+      this.opts.log.warn('live bus connection lost');
+      this.model = undefined;
+      this.channel = undefined;
+      this.queue = undefined;
+    } else if (this.model !== undefined) {
+      return; // a stale connection; the current one is healthy
+    }
+    model?.close().catch(() => {});
+    if (this.closed || this.connecting || this.timer) return;
+    const delay = this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+    this.timer = setTimeout(() => void this.connect(), delay);
+    this.timer.unref();
+  }
+
+  private deliver(msg: ConsumeMessage | null): void {
+    if (!msg) return; // consumer cancelled: the channel closes and we reconnect
+    let deviceId = msg.fields.routingKey;
+    try {
+      const body = JSON.parse(msg.content.toString()) as { device_id?: unknown };
+      if (typeof body.device_id === 'string') deviceId = body.device_id;
+    } catch {}
+    if (this.devices.has(deviceId)) this.opts.onWake(deviceId);
+  }
+}

@@ -20,8 +20,16 @@ export interface SendOptions {
 /** An event with its ciphertext opened: `content` is null when there is none or it does not open. */
 export type Received = Event & { content: Content | null };
 
-/** Every device a message to `target` must be encrypted for: recipients plus our other devices. */
-export async function recipientsOf(s: Session, target: Target): Promise<DeviceKey[]> {
+const cacheKey = (target: Target) =>
+  typeof target === 'string' ? `user:${target.toLowerCase()}` : `group:${target.group}`;
+
+/**
+ * Every device a message to `target` must be encrypted for: the recipients plus our own other
+ * devices. Fetched from the directory on first use, then cached until the server says otherwise.
+ */
+export async function recipientsOf(s: Session, target: Target, fresh = false): Promise<DeviceKey[]> {
+  const cached = fresh ? undefined : s.recipients.get(cacheKey(target));
+  if (cached) return cached;
   const { username, deviceId } = s.identity;
   const lists: DeviceKey[][] = [];
   if (typeof target === 'string') {
@@ -32,30 +40,35 @@ export async function recipientsOf(s: Session, target: Target): Promise<DeviceKe
   }
   const byId = new Map<string, DeviceKey>();
   for (const d of lists.flat()) if (d.device_id !== deviceId) byId.set(d.device_id, d);
-  return [...byId.values()];
+  const devices = [...byId.values()];
+  s.recipients.set(cacheKey(target), devices);
+  return devices;
 }
 
 /**
- * Encrypts for `devices` and posts; on 409 `device_mismatch` (someone added or removed a
- * device since we looked) adopts the server's list once and posts again.
+ * Encrypts for `devices` and posts; on 409 `device_mismatch` (a device was added or removed
+ * since we looked) adopts the server's correction once and posts again. Returns the answer
+ * and the device list that was accepted.
  */
 async function postCovering<T>(
   s: Session,
   devices: DeviceKey[],
   plaintext: Uint8Array,
   post: (envelopes: Envelope[]) => Promise<T>,
-): Promise<T> {
+): Promise<{ result: T; devices: DeviceKey[] }> {
   const { secret_key } = s.identity.keys;
   const seal = (list: DeviceKey[]) => list.map((d) => sealFor(plaintext, d, secret_key));
   try {
-    return await post(seal(devices));
+    return { result: await post(seal(devices)), devices };
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 409 && err.error === 'device_mismatch')) throw err;
     const m = err.body as Partial<DeviceMismatch>;
     const extra = new Set(m.extra_devices ?? []);
     const next = new Map(devices.filter((d) => !extra.has(d.device_id)).map((d) => [d.device_id, d]));
-    for (const d of m.missing_devices ?? []) next.set(d.device_id, d);
-    return post(seal([...next.values()]));
+    for (const d of m.missing_devices ?? [])
+      next.set(d.device_id, { device_id: d.device_id, public_key: d.public_key });
+    const corrected = [...next.values()];
+    return { result: await post(seal(corrected)), devices: corrected };
   }
 }
 
@@ -71,11 +84,13 @@ export async function send(
   const dest = typeof target === 'string' ? { to: target } : { group_id: target.group };
   const client_message_id = opts.clientMessageId ?? randomUUID();
   const file_ids = opts.files?.map((f) => f.file_id);
-  return postCovering(s, devices, plaintext, (envelopes) =>
+  const sent = await postCovering(s, devices, plaintext, (envelopes) =>
     s.http.json<Sent>('POST', '/api/messages', {
       body: { ...dest, client_message_id, envelopes, ...(file_ids?.length && { file_ids }) },
     }),
   );
+  s.recipients.set(cacheKey(target), sent.devices);
+  return sent.result;
 }
 
 /**
@@ -89,9 +104,11 @@ export async function edit(
   opts: { target?: Target; files?: FileRef[] } = {},
 ): Promise<unknown> {
   const devices = opts.target ? await recipientsOf(s, opts.target) : [];
-  return postCovering(s, devices, encodePayload(body, opts.files), (envelopes) =>
+  const edited = await postCovering(s, devices, encodePayload(body, opts.files), (envelopes) =>
     s.http.json('PUT', `/api/messages/${encodeURIComponent(messageId)}`, { body: { envelopes } }),
   );
+  if (opts.target) s.recipients.set(cacheKey(opts.target), edited.devices);
+  return edited.result;
 }
 
 export async function deleteMessage(s: Session, messageId: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { checkKeyPair, type KeyPair, newKeyPair } from './crypto.ts';
 import { type ClientOptions, Http } from './http.ts';
-import type { LoginResult, Registered } from './types.ts';
+import type { DeviceKey, LoginResult, Registered } from './types.ts';
 
 /**
  * Everything needed to come back as the same device: identity, token and the X25519 key
@@ -39,6 +39,11 @@ export interface LoginOptions {
 /** The logged-in device: transport plus identity and keys. */
 export class Session {
   readonly http: Http;
+  /**
+   * Devices each conversation was last encrypted for (`user:<name>` / `group:<id>`), so a send
+   * costs one request; the server's 409 `device_mismatch` corrects a stale entry.
+   */
+  readonly recipients = new Map<string, DeviceKey[]>();
   private current: SavedProfile | null = null;
 
   constructor(opts: ClientOptions, saved?: SavedProfile) {
@@ -46,10 +51,10 @@ export class Session {
     if (saved) this.restore(saved);
   }
 
-  /** The identity of the logged-in device; throws when there is none. */
+  /** The identity of this device (also after logout, until another login); throws before any login. */
   get identity(): Identity {
     const p = this.current;
-    if (!p?.token) throw new Error('not logged in');
+    if (!p) throw new Error('not logged in');
     return {
       userId: p.user_id,
       username: p.username,
@@ -127,6 +132,7 @@ export class Session {
   private restore(p: SavedProfile): void {
     if (p.version !== 1) throw new Error(`unsupported profile version ${String(p.version)}`);
     checkKeyPair(p);
+    if (this.current?.device_id !== p.device_id) this.recipients.clear();
     this.current = { ...p };
     this.http.token = p.token;
   }

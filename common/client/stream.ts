@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { ApiError } from './http.ts';
-import { openEvent, type Received } from './messages.ts';
+import { ack, openEvent, type Received } from './messages.ts';
 import type { Session } from './session.ts';
 import type { Event } from './types.ts';
 
@@ -24,7 +24,8 @@ const ACK_EVERY = 100;
  * Live events of this device over the WebSocket stream, decrypted. The server starts every
  * connection with the backlog from the inbox, so after a reconnect nothing is lost; events
  * already handled (seq at or below the last one seen) are skipped. An event is acknowledged
- * once the loop body returns for it, so a crash in the body means it comes again.
+ * once the loop body returns for it, so a crash in the body means it comes again; leaving the
+ * loop (break, abort) acknowledges what was handled over HTTP before the iterator ends.
  */
 export async function* stream(s: Session, opts: StreamOptions = {}): AsyncGenerator<Received> {
   const queue: Event[] = [];
@@ -123,8 +124,9 @@ export async function* stream(s: Session, opts: StreamOptions = {}): AsyncGenera
       });
     }
   } finally {
-    sendAck();
     stopped = true;
+    // The socket may close before the server applied a last ack frame: confirm it over HTTP.
+    if (opts.autoAck !== false && lastSeen > 0) await ack(s, lastSeen).catch(() => {});
     opts.signal?.removeEventListener('abort', stop);
     (ws as WebSocket | null)?.close();
     await loop;

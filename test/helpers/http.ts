@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { type Dispatcher, request } from 'undici';
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON shapes and assert on them
 export interface Reply<T = any> {
@@ -16,7 +16,7 @@ export interface CallOptions {
 }
 
 /** Raw HTTP against the API, returning parsed JSON (or text) with status and headers. */
-export function client(base: string) {
+export function client(base: string, dispatcher?: Dispatcher) {
   return async function call(method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -25,7 +25,12 @@ export function client(base: string) {
       body = JSON.stringify(opts.body);
       headers['content-type'] ??= 'application/json';
     }
-    const res = await request(`${base}${path}`, { method: method as 'GET', headers, body: body ?? null });
+    const res = await request(`${base}${path}`, {
+      method: method as 'GET',
+      headers,
+      body: body ?? null,
+      ...(dispatcher ? { dispatcher } : {}),
+    });
     const text = await res.body.text();
     let parsed: unknown = text;
     try {

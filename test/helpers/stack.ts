@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent } from 'undici';
+import { ensureSigningKey } from '../../common/crypto/signing-key.ts';
+import { type Stack, type StackOptions, startStack } from '../../scripts/stack/index.ts';
+import { testConfig, testEnv } from './env.ts';
+import { type Call, client } from './http.ts';
+
+export interface TestStack extends Stack {
+  /** JSON client through nginx over HTTPS (certificate verified against the stack's own). */
+  call: Call;
+  /** The same, from another loopback source address (127.0.0.0/8 all reach nginx): another "client IP". */
+  callFrom(ip: string): Call;
+}
+
+const running = new Set<Stack>();
+// A test run that dies must not leave processes behind: kill synchronously on exit.
+process.once('exit', () => {
+  for (const s of running) {
+    for (const pid of [s.nginxPid, ...s.listeners.map((p) => p.pid), ...s.senders.map((p) => p.pid)]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+  }
+});
+
+/**
+ * The whole edge for a test: real listener (and sender) processes on free ports behind a real
+ * nginx over HTTPS, in its own run directory under the temp dir, against the test database.
+ * Senders default to 0 here; pass `senders` and `env` (e.g. a unique AMQP_PREFIX) to get them.
+ */
+export async function startTestStack(
+  opts: Partial<StackOptions> & { envOverrides?: Record<string, string> } = {},
+): Promise<TestStack> {
+  const { envOverrides = {}, ...rest } = opts;
+  const env = testEnv(envOverrides);
+  try {
+    await ensureSigningKey(testConfig(envOverrides).SIGNING_KEY_FILE);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EEXIST') throw err;
+  }
+  const runDir = rest.runDir ?? join(tmpdir(), `messenger-stack-${randomBytes(4).toString('hex')}`);
+  const stack = await startStack({ listeners: 2, senders: 0, ...rest, runDir, env });
+  running.add(stack);
+  const ca = readFileSync(stack.certFile);
+  const agents: Agent[] = [];
+  const callFrom = (ip: string): Call => {
+    const agent = new Agent({ localAddress: ip, connect: { ca, servername: 'localhost' } });
+    agents.push(agent);
+    return client(stack.url, agent);
+  };
+  return {
+    ...stack,
+    call: client(stack.url, stack.dispatcher),
+    callFrom,
+    async stop() {
+      running.delete(stack);
+      await Promise.all(agents.map((a) => a.close().catch(() => {})));
+      await stack.stop();
+      if (!rest.runDir && !process.env.KEEP_STACK_RUN_DIR) await rm(runDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,127 @@
+import { parseArgs } from 'node:util';
+
+export type Phase = 'raw' | 'closed' | 'open' | 'scale' | 'soak';
+const PHASES: Phase[] = ['raw', 'closed', 'open', 'scale', 'soak'];
+
+export interface BenchArgs {
+  /** Use an already running stack at this HTTPS origin instead of starting one. */
+  url: string | undefined;
+  listeners: number;
+  senders: number;
+  /** Seconds of each closed- and open-loop phase. */
+  duration: number;
+  /** Seconds of each raw ceiling measurement. */
+  ceilingDuration: number;
+  concurrency: number;
+  /** Users (one device each) that send to each other in a ring. */
+  users: number;
+  /** Open-loop arrival rate per second; default 50 % of the closed-loop peak. */
+  rate: number | undefined;
+  scale: number[];
+  soak: number;
+  /** Seconds to wait for late pushes after a phase before counting the rest as lost. */
+  settle: number;
+  phases: Phase[];
+  sinks: number;
+  verifyEvery: number;
+  out: string;
+  smoke: boolean;
+  /** Run listeners and senders with --cpu-prof, profiles written to this directory. */
+  cpuProf: string | undefined;
+  /** LOG_LEVEL of the listeners and senders (their logs go to the run directory). */
+  logLevel: string;
+}
+
+const HELP = `npm run bench -- [flags]
+  --url URL            use a running stack (HTTPS origin) instead of starting one
+  --listeners N        listeners to start (default 2)
+  --senders M          sender workers to start (default 1)
+  --duration S         seconds per load phase (default 15)
+  --ceiling-duration S seconds per raw ceiling (default 5)
+  --concurrency C      closed-loop concurrency (default 64)
+  --users N            users with one device each, sending in a ring (default 64)
+  --rate R             open-loop sends/s (default 50 % of the closed-loop peak)
+  --scale 1,2,4        also run the closed loop with each listener count
+  --soak SECONDS       also run an open-loop soak, sampling RSS of every listener/sender
+  --settle S           seconds to wait for late pushes before counting them lost (default 20)
+  --phases LIST        any of raw,closed,open,scale,soak (default: raw,closed,open + scale/soak if given)
+  --sinks N            push sink servers (default 2)
+  --verify-every N     verify the signature of every N-th push (default 10)
+  --out DIR            results directory (default results)
+  --cpu-prof DIR       start listeners and senders with --cpu-prof into DIR
+  --log-level LEVEL    LOG_LEVEL of listeners and senders (default info)
+  --smoke              tiny, fast run (plumbing check): 2 s phases, few users
+`;
+
+export function parseBenchArgs(argv: string[]): BenchArgs {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      url: { type: 'string' },
+      listeners: { type: 'string' },
+      senders: { type: 'string' },
+      duration: { type: 'string' },
+      'ceiling-duration': { type: 'string' },
+      concurrency: { type: 'string' },
+      users: { type: 'string' },
+      rate: { type: 'string' },
+      scale: { type: 'string' },
+      soak: { type: 'string' },
+      settle: { type: 'string' },
+      phases: { type: 'string' },
+      sinks: { type: 'string' },
+      'verify-every': { type: 'string' },
+      out: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      'log-level': { type: 'string' },
+      smoke: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  const smoke = values.smoke ?? false;
+  const int = (name: string, v: string | undefined, dflt: number, min = 1): number => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}`);
+    return n;
+  };
+  const scale = values.scale?.split(',').map((s) => int('scale', s, 1)) ?? [];
+  const soak = int('soak', values.soak, 0, 0);
+  let phases: Phase[];
+  if (values.phases) {
+    phases = values.phases.split(',').map((p) => {
+      if (!PHASES.includes(p as Phase)) throw new Error(`unknown phase ${p}; phases are ${PHASES.join(',')}`);
+      return p as Phase;
+    });
+  } else {
+    phases = ['raw', 'closed', 'open'];
+    if (scale.length) phases.push('scale');
+    if (soak) phases.push('soak');
+  }
+  if (phases.includes('scale') && !scale.length) scale.push(1, 2, 4);
+  return {
+    url: values.url,
+    listeners: int('listeners', values.listeners, smoke ? 1 : 2),
+    senders: int('senders', values.senders, 1),
+    duration: int('duration', values.duration, smoke ? 2 : 15),
+    ceilingDuration: int('ceiling-duration', values['ceiling-duration'], smoke ? 1 : 5),
+    concurrency: int('concurrency', values.concurrency, smoke ? 4 : 64),
+    users: int('users', values.users, smoke ? 4 : 64, 2),
+    rate: values.rate === undefined ? undefined : int('rate', values.rate, 1),
+    scale,
+    soak: phases.includes('soak') ? soak || (smoke ? 4 : 60) : 0,
+    settle: int('settle', values.settle, smoke ? 10 : 20),
+    phases,
+    sinks: int('sinks', values.sinks, 2),
+    verifyEvery: int('verify-every', values['verify-every'], smoke ? 1 : 10),
+    out: values.out ?? 'results',
+    smoke,
+    cpuProf: values['cpu-prof'],
+    logLevel: values['log-level'] ?? 'info',
+  };
+}

@@ -1,0 +1,70 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureCert } from '../../stack/index.ts';
+import { checkConfig, nginxArgs, writeNativeConfig } from '../../stack/nginx.ts';
+import { runLoad } from '../load.ts';
+import { freePort, waitForPort } from '../net.ts';
+import { spawnWithFirstLine, stop } from '../procs.ts';
+
+const UPSTREAM = fileURLToPath(new URL('./upstream.ts', import.meta.url));
+
+/**
+ * nginx TLS proxy req/s to a trivial Node upstream: a throwaway nginx rendered from the project's
+ * own templates (same TLS, access log and proxy settings as the stack, limits opened up), the
+ * load generator POSTing send-sized bodies over `connections` keep-alive HTTPS connections.
+ */
+export async function nginxCeiling(opts: {
+  runDir: string;
+  connections: number;
+  durationMs: number;
+  body: string;
+}): Promise<{ perSec: number; errors: number }> {
+  const runDir = join(opts.runDir, 'raw-nginx');
+  const { child: upstream, line } = await spawnWithFirstLine(process.execPath, ['--import', 'tsx', UPSTREAM]);
+  let nginx: ChildProcess | undefined;
+  try {
+    const certFile = join(runDir, 'tls', 'certificate.pem');
+    const keyFile = join(runDir, 'tls', 'private_key.pem');
+    await ensureCert(certFile, keyFile);
+    const port = await freePort();
+    const mainFile = await writeNativeConfig({
+      runDir,
+      listen: `127.0.0.1:${port}`,
+      upstreamPorts: [Number(line)],
+      certFile,
+      keyFile,
+      limits: {
+        ratePerSecond: 100_000,
+        burst: 100_000,
+        authPerMinute: 100_000,
+        authBurst: 100_000,
+        streamConnections: 10_000,
+      },
+      nginxBin: 'nginx',
+    });
+    await checkConfig('nginx', runDir, mainFile);
+    nginx = spawn('nginx', nginxArgs(runDir, mainFile), { stdio: 'inherit' });
+    await waitForPort(port, 10_000);
+    const r = await runLoad(
+      {
+        origin: `https://127.0.0.1:${port}`,
+        requests: [
+          {
+            method: 'POST',
+            path: '/api/messages',
+            headers: { 'content-type': 'application/json' },
+            body: opts.body,
+          },
+        ],
+        connections: opts.connections,
+        recordMessageIds: false,
+      },
+      { kind: 'closed', concurrency: opts.connections, durationMs: opts.durationMs },
+    );
+    return { perSec: (r.ok * 1000) / (r.endedAt - r.startedAt), errors: r.errors };
+  } finally {
+    if (nginx) await stop(nginx);
+    await stop(upstream);
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * `npm run bench`: this machine's raw ceilings, then the whole pipeline through nginx, in one run,
+ * printed as one table (figure, ceiling, ratio) and written to results/ as JSON + Markdown.
+ * Everything listens on 127.0.0.1, every phase is bounded in time, and the bench stops what it
+ * started (by PID) even when a phase fails.
+ */
+import { cpus } from 'node:os';
+import { type BenchArgs, parseBenchArgs } from './args.ts';
+import { type Ceilings, measureCeilings } from './ceilings/index.ts';
+import { serviceGroups, withChildren } from './cpu.ts';
+import { type PhaseContext, type PhaseResult, runPhase } from './phase.ts';
+import { rssKiB } from './procs.ts';
+import { Progress } from './progress.ts';
+import type { LoadTarget } from './protocol.ts';
+import { type BenchResults, rows, type SoakSample, textTable, writeResults } from './report.ts';
+import { createUsers, prepareSends, serverKey } from './setup.ts';
+import { startSinks } from './sink.ts';
+import {
+  type BenchEnv,
+  type BenchStack,
+  cleanupEnv,
+  externalStack,
+  prepareEnv,
+  startBenchStack,
+} from './stack.ts';
+import { round } from './stats.ts';
+
+const args: BenchArgs = parseBenchArgs(process.argv.slice(2));
+const progress = new Progress();
+const results: BenchResults = {
+  startedAt: new Date().toISOString(),
+  machine: { cpus: cpus().length, node: process.version },
+  args: { ...args },
+};
+const sinks = await startSinks(args.sinks, args.verifyEvery);
+let env: BenchEnv | undefined;
+let stack: BenchStack | undefined;
+let failed = false;
+
+function groups(s: BenchStack) {
+  return () => ({
+    listeners: s.listeners.map((p) => p.pid),
+    senders: s.senders.map((p) => p.pid),
+    nginx: s.nginxPid ? withChildren(s.nginxPid) : [],
+    ...serviceGroups(),
+    bench: [process.pid],
+  });
+}
+
+async function start(listeners: number): Promise<BenchStack> {
+  if (args.url) return externalStack(args.url);
+  if (!env) throw new Error('no environment');
+  progress.update(`starting the stack: ${listeners} listener(s), ${args.senders} sender(s) …`);
+  const s = await startBenchStack(env, listeners, args.senders);
+  progress.log(`stack up at ${s.url}: ${listeners} listener(s), ${args.senders} sender(s)`);
+  return s;
+}
+
+/** Closed-loop peak → the open-loop rate: half of what the whole pipeline sustained. */
+function halfPeak(r: PhaseResult | undefined): number {
+  if (args.rate) return args.rate;
+  if (!r) return 50;
+  return Math.max(1, Math.round(Math.min(r.acceptedPerSec, r.deliveredPerSec || r.acceptedPerSec) / 2));
+}
+
+const stopOnSignal = () => {
+  progress.log('interrupted: stopping what the bench started');
+  failed = true;
+  void (async () => {
+    await stack?.stop().catch(() => {});
+    process.exit(130);
+  })();
+};
+process.once('SIGINT', stopOnSignal);
+process.once('SIGTERM', stopOnSignal);
+
+try {
+  if (!args.url) env = await prepareEnv({ logLevel: args.logLevel, cpuProf: args.cpuProf });
+  const config = env?.config;
+  if (args.phases.includes('raw')) {
+    if (!config) throw new Error('raw ceilings need the local services (no --url)');
+    const ceilings: Ceilings = await measureCeilings(
+      {
+        databaseUrl: config.DATABASE_URL,
+        amqpUrl: config.AMQP_URL,
+        durationMs: args.ceilingDuration * 1000,
+        connections: args.concurrency,
+        queueArguments: { 'x-queue-type': config.AMQP_QUEUE_TYPE },
+        runDir: env?.runDir ?? 'run',
+      },
+      sinks,
+      progress,
+    );
+    results.ceilings = ceilings;
+  }
+  const loadPhases = args.phases.filter((p) => p !== 'raw');
+  if (loadPhases.length) {
+    stack = await start(args.listeners);
+    progress.update(`creating ${args.users} users …`);
+    sinks.setPublicKey(await serverKey(stack.url));
+    const users = await createUsers(stack.url, args.users, sinks);
+    const target: LoadTarget = {
+      origin: stack.url,
+      requests: prepareSends(users, 4),
+      connections: args.concurrency,
+      recordMessageIds: true,
+    };
+    progress.log(`${users.length} users ready, ${target.requests.length} sends encrypted ahead of time`);
+    const ctx = (s: BenchStack): PhaseContext => ({
+      sinks,
+      target: { ...target, origin: s.url },
+      progress,
+      settleSeconds: args.settle,
+      cpuGroups: groups(s),
+    });
+    const ms = args.duration * 1000;
+    if (args.phases.includes('closed')) {
+      results.closed = await runPhase(
+        'closed',
+        { kind: 'closed', concurrency: args.concurrency, durationMs: ms },
+        ctx(stack),
+      );
+    }
+    if (args.phases.includes('open')) {
+      const rate = halfPeak(results.closed);
+      results.open = await runPhase(
+        'open',
+        { kind: 'open', ratePerSec: rate, durationMs: ms, maxInFlight: Math.max(256, args.concurrency * 4) },
+        ctx(stack),
+      );
+    }
+    if (args.phases.includes('soak')) {
+      const rate = halfPeak(results.closed);
+      const procs = [...stack.listeners, ...stack.senders];
+      const samples: SoakSample[] = [];
+      const t0 = Date.now();
+      const sample = () => {
+        const s: SoakSample = { atSeconds: (Date.now() - t0) / 1000, rssKiB: {} };
+        for (const p of procs) s.rssKiB[p.name] = rssKiB(p.pid);
+        samples.push(s);
+        return s;
+      };
+      const every = Math.max(2_000, (args.soak * 1000) / 60);
+      let last = 0;
+      const result = await runPhase(
+        'soak',
+        {
+          kind: 'open',
+          ratePerSec: rate,
+          durationMs: args.soak * 1000,
+          maxInFlight: Math.max(256, args.concurrency * 4),
+        },
+        {
+          ...ctx(stack),
+          onTick: () => {
+            if (Date.now() - last >= every) {
+              last = Date.now();
+              sample();
+            }
+            const s = samples.at(-1);
+            return s
+              ? `RSS ${Object.entries(s.rssKiB)
+                  .map(([k, v]) => `${k} ${round((v ?? 0) / 1024)}M`)
+                  .join(' ')}`
+              : '';
+          },
+        },
+      );
+      sample();
+      // Growth from the end of the warm-up (first tenth) to the end: the heap has filled its pools by then.
+      const warm = samples.find((s) => s.atSeconds >= args.soak / 10) ?? samples[0];
+      const end = samples.at(-1);
+      const growth: Record<string, number> = {};
+      for (const p of procs) {
+        const a = warm?.rssKiB[p.name];
+        const b = end?.rssKiB[p.name];
+        growth[p.name] = a && b ? ((b - a) / a) * 100 : Number.NaN;
+      }
+      results.soak = { result, samples, growth };
+    }
+    if (args.phases.includes('scale')) {
+      if (args.url)
+        progress.log('scale: skipped with --url (the bench cannot restart a stack it did not start)');
+      else {
+        results.scale = [];
+        for (const n of args.scale) {
+          await stack.stop();
+          stack = await start(n);
+          results.scale.push({
+            listeners: n,
+            result: await runPhase(
+              `scale ${n}`,
+              { kind: 'closed', concurrency: args.concurrency, durationMs: ms },
+              ctx(stack),
+            ),
+          });
+        }
+      }
+    }
+  }
+} catch (err) {
+  failed = true;
+  progress.log(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+} finally {
+  await stack?.stop().catch((err: unknown) => progress.log(`stopping the stack failed: ${String(err)}`));
+  await sinks.close();
+  if (env) await cleanupEnv(env, failed || args.cpuProf !== undefined).catch(() => {});
+}
+
+const table = rows(results);
+process.stdout.write(`\n${textTable(table)}\n\n`);
+const files = await writeResults(args.out, results, table);
+process.stdout.write(`results: ${files.join(', ')}\n`);
+if (env && failed) process.stdout.write(`logs kept in ${env.runDir}\n`);
+const faults = [
+  results.closed,
+  results.open,
+  results.soak?.result,
+  ...(results.scale ?? []).map((s) => s.result),
+]
+  .filter((r): r is PhaseResult => r !== undefined)
+  .reduce((n, r) => n + r.lost + r.badSignatures, 0);
+process.exit(failed || faults ? 1 : 0);

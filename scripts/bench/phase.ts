@@ -1,0 +1,136 @@
+import { cpuMeter, type Groups } from './cpu.ts';
+import { runLoad } from './load.ts';
+import type { Progress } from './progress.ts';
+import { type LoadShape, type LoadTarget, nowMs } from './protocol.ts';
+import type { Sinks } from './sink.ts';
+import { type Percentiles, percentiles, round, sleep } from './stats.ts';
+
+export interface PhaseResult {
+  name: string;
+  shape: LoadShape;
+  /** Answered 2xx. */
+  accepted: number;
+  acceptedPerSec: number;
+  /** First copies of events pushed to the sinks during the load window, per second. */
+  deliveredPerSec: number;
+  /** Non-2xx answers and transport errors (by kind), plus open-loop arrivals skipped at the in-flight cap. */
+  errors: number;
+  errorKinds: Record<string, number>;
+  skipped: number;
+  /** Accepted messages whose push never arrived before arrivals stopped for `settle` seconds. */
+  lost: number;
+  /** Pushes of an event id that had already arrived. */
+  duplicates: number;
+  /** Pushes of messages the load generator never saw accepted (e.g. an answer lost in transit). */
+  unmatched: number;
+  badSignatures: number;
+  verifiedSignatures: number;
+  /** Request start (scheduled start in the open loop) → first signed push at the sink, ms. */
+  pushLatency: Percentiles;
+  /** Request start → 2xx answer at the client, ms. */
+  requestLatency: Percentiles;
+  /** Load end → last push. */
+  drainSeconds: number;
+  /** Cores used per process group while the load ran. */
+  cpu: Record<string, number>;
+}
+
+export interface PhaseContext {
+  sinks: Sinks;
+  target: LoadTarget;
+  progress: Progress;
+  settleSeconds: number;
+  cpuGroups: () => Groups;
+  /** Sampled while the load runs (soak: RSS). */
+  onTick?: () => string;
+}
+
+/** Pushes expected per accepted send: one per recipient device (the ring has one device per user). */
+const EVENTS_PER_SEND = 1;
+
+/**
+ * One bounded load: runs it in the load-generator process, then waits until every accepted
+ * message has been pushed or no push arrived for `settleSeconds`, and matches the two sides.
+ */
+export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext): Promise<PhaseResult> {
+  const arrivals = ctx.sinks.reset();
+  const accepted = new Map<string, number>();
+  const meter = cpuMeter(ctx.cpuGroups);
+  let cpu: Record<string, number> = {};
+  const started = nowMs();
+  const total = shape.durationMs / 1000;
+  const load = await runLoad(ctx.target, shape, {
+    onAccepted: (batch) => {
+      for (const [id, t] of batch) accepted.set(id, t);
+    },
+    onProgress: (p) => {
+      const s = Math.min(total, (nowMs() - started) / 1000);
+      const extra = ctx.onTick ? ` ${ctx.onTick()}` : '';
+      ctx.progress.update(
+        `${name}: ${s.toFixed(0)}/${total}s sent ${p.ok} (${p.errors} err, ${p.inFlight} in flight) pushed ${arrivals.events.size}${extra}`,
+      );
+    },
+  });
+  cpu = meter();
+  // Settle: wait while pushes still arrive, until every accepted message has been pushed.
+  const loadEnded = nowMs();
+  let lastCount = -1;
+  let lastChange = nowMs();
+  while (arrivals.events.size < accepted.size * EVENTS_PER_SEND) {
+    if (arrivals.events.size !== lastCount) {
+      lastCount = arrivals.events.size;
+      lastChange = nowMs();
+    } else if (nowMs() - lastChange > ctx.settleSeconds * 1000) break;
+    ctx.progress.update(`${name}: settling, pushed ${arrivals.events.size}/${accepted.size}`);
+    await sleep(200);
+  }
+  const delivered = new Set<string>();
+  const latencies: number[] = [];
+  let lastArrival = 0;
+  let unmatched = 0;
+  for (const [messageId, t] of arrivals.events.values()) {
+    const start = accepted.get(messageId);
+    lastArrival = Math.max(lastArrival, t);
+    if (start === undefined) {
+      unmatched++;
+      continue;
+    }
+    delivered.add(messageId);
+    latencies.push(t - start);
+  }
+  let lost = 0;
+  for (const id of accepted.keys()) if (!delivered.has(id)) lost++;
+  // Rates over the load window, after a warm-up of a tenth of it (at most 2 s).
+  const warm = Math.min(2_000, (load.endedAt - load.startedAt) / 10);
+  const from = load.startedAt + warm;
+  const windowS = (load.endedAt - from) / 1000;
+  let acceptedInWindow = 0;
+  for (const t of accepted.values()) if (t >= from && t < load.endedAt) acceptedInWindow++;
+  let deliveredInWindow = 0;
+  for (const [, t] of arrivals.events.values()) if (t >= from && t < load.endedAt) deliveredInWindow++;
+  const result: PhaseResult = {
+    name,
+    shape,
+    accepted: load.ok,
+    acceptedPerSec: acceptedInWindow / windowS,
+    deliveredPerSec: deliveredInWindow / windowS,
+    errors: load.errors + load.skipped,
+    errorKinds: load.errorKinds,
+    skipped: load.skipped,
+    lost,
+    duplicates: arrivals.duplicates,
+    unmatched,
+    badSignatures: arrivals.badSignatures,
+    verifiedSignatures: arrivals.verified,
+    pushLatency: percentiles(latencies),
+    requestLatency: load.latency,
+    drainSeconds: Math.max(0, (lastArrival - loadEnded) / 1000),
+    cpu,
+  };
+  ctx.progress.log(
+    `${name}: ${round(result.acceptedPerSec)} sends/s, ${round(result.deliveredPerSec)} pushes/s, ` +
+      `push p50/p99 ${round(result.pushLatency.p50)}/${round(result.pushLatency.p99)} ms, ` +
+      `${result.errors} errors, ${lost} lost, ${result.duplicates} dup`,
+  );
+  return result;
+}

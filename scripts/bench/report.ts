@@ -1,0 +1,215 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Ceilings } from './ceilings/index.ts';
+import type { PhaseResult } from './phase.ts';
+import { round } from './stats.ts';
+
+export interface SoakSample {
+  atSeconds: number;
+  rssKiB: Record<string, number | null>;
+}
+
+export interface ScaleStep {
+  listeners: number;
+  result: PhaseResult;
+}
+
+export interface BenchResults {
+  startedAt: string;
+  machine: { cpus: number; node: string };
+  args: Record<string, unknown>;
+  ceilings?: Ceilings;
+  closed?: PhaseResult;
+  open?: PhaseResult;
+  scale?: ScaleStep[];
+  soak?: { result: PhaseResult; samples: SoakSample[]; growth: Record<string, number> };
+}
+
+export interface Row {
+  figure: string;
+  value: string;
+  ceiling: string;
+  ratio: string;
+}
+
+const fmt = (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '–' : String(round(n)));
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || !b || !Number.isFinite(a) ? '–' : `${Math.round((a / b) * 100)} %`;
+
+/** The slowest raw stage: what a delivered event/s can at best reach on this machine. */
+export function slowestStage(c: Ceilings): { name: string; perSec: number } {
+  const stages: [string, number][] = [
+    ['PostgreSQL send tx', c.postgres],
+    ['RabbitMQ confirmed publish', c.rabbitmq],
+    ['nginx TLS proxy', c.nginx],
+    ['sink POST', c.sink],
+  ];
+  stages.sort((a, b) => a[1] - b[1]);
+  const [name, perSec] = stages[0] as [string, number];
+  return { name, perSec };
+}
+
+function faults(r: PhaseResult): string {
+  return `${r.errors} err / ${r.lost} lost / ${r.duplicates} dup`;
+}
+
+export function rows(r: BenchResults): Row[] {
+  const out: Row[] = [];
+  const c = r.ceilings;
+  if (c) {
+    out.push({
+      figure: 'raw: PostgreSQL send transactions/s (pg)',
+      value: fmt(c.postgres),
+      ceiling: '',
+      ratio: '',
+    });
+    out.push({
+      figure: 'raw: RabbitMQ confirmed publishes/s',
+      value: fmt(c.rabbitmq),
+      ceiling: '',
+      ratio: '',
+    });
+    out.push({ figure: 'raw: nginx TLS proxy req/s', value: fmt(c.nginx), ceiling: '', ratio: '' });
+    out.push({ figure: 'raw: sink POST/s', value: fmt(c.sink), ceiling: '', ratio: '' });
+  }
+  const slowest = c ? slowestStage(c) : undefined;
+  const sendCeiling = c ? Math.min(c.postgres, c.nginx) : undefined;
+  if (r.closed) {
+    const s = r.closed.shape.kind === 'closed' ? r.closed.shape.concurrency : 0;
+    out.push({
+      figure: `accepted sends/s (closed loop, ${s} concurrent)`,
+      value: fmt(r.closed.acceptedPerSec),
+      ceiling: fmt(sendCeiling),
+      ratio: ratio(r.closed.acceptedPerSec, sendCeiling),
+    });
+    out.push({
+      figure: `delivered events/s (closed loop) vs slowest stage${slowest ? ` (${slowest.name})` : ''}`,
+      value: fmt(r.closed.deliveredPerSec),
+      ceiling: fmt(slowest?.perSec),
+      ratio: ratio(r.closed.deliveredPerSec, slowest?.perSec),
+    });
+    out.push({
+      figure: 'closed loop: errors / lost / duplicates',
+      value: faults(r.closed),
+      ceiling: '0',
+      ratio: '',
+    });
+  }
+  if (r.open) {
+    const rate = r.open.shape.kind === 'open' ? r.open.shape.ratePerSec : 0;
+    const l = r.open.pushLatency;
+    out.push({
+      figure: `push latency p50/p95/p99/max ms (open loop, ${fmt(rate)}/s)`,
+      value: `${fmt(l.p50)} / ${fmt(l.p95)} / ${fmt(l.p99)} / ${fmt(l.max)}`,
+      ceiling: 'p99 ≤ 50',
+      ratio: ratio(l.p99, 50),
+    });
+    out.push({
+      figure: 'request latency p50/p99 ms (open loop)',
+      value: `${fmt(r.open.requestLatency.p50)} / ${fmt(r.open.requestLatency.p99)}`,
+      ceiling: '',
+      ratio: '',
+    });
+    out.push({
+      figure: 'open loop: errors / lost / duplicates',
+      value: faults(r.open),
+      ceiling: '0',
+      ratio: '',
+    });
+  }
+  const base = r.scale?.[0];
+  for (const step of r.scale ?? []) {
+    out.push({
+      figure: `scale: ${step.listeners} listener(s) sends/s | delivered/s`,
+      value: `${fmt(step.result.acceptedPerSec)} | ${fmt(step.result.deliveredPerSec)}`,
+      ceiling: fmt(slowest?.perSec),
+      ratio: `${ratio(step.result.deliveredPerSec, slowest?.perSec)} (×${fmt(step.result.deliveredPerSec / (base?.result.deliveredPerSec ?? Number.NaN))} of ${base?.listeners})`,
+    });
+    out.push({
+      figure: `scale: ${step.listeners} listener(s) errors / lost / dup`,
+      value: faults(step.result),
+      ceiling: '0',
+      ratio: '',
+    });
+  }
+  if (r.soak) {
+    const g = Object.entries(r.soak.growth);
+    const worst = g.reduce((m, [, v]) => Math.max(m, Math.abs(v)), 0);
+    out.push({
+      figure: `soak ${fmt(r.soak.result.shape.durationMs / 1000)} s: RSS growth per process`,
+      value: g.map(([k, v]) => `${k} ${v >= 0 ? '+' : ''}${fmt(v)}%`).join(', '),
+      ceiling: '±10 %',
+      ratio: `worst ${fmt(worst)} %`,
+    });
+    out.push({
+      figure: 'soak: errors / lost / duplicates',
+      value: faults(r.soak.result),
+      ceiling: '0',
+      ratio: '',
+    });
+  }
+  return out;
+}
+
+export function textTable(list: Row[]): string {
+  const head: Row = { figure: 'figure', value: 'value', ceiling: 'ceiling', ratio: 'ratio' };
+  const all = [head, ...list];
+  const w = (k: keyof Row) => Math.max(...all.map((r) => r[k].length));
+  const line = (r: Row) =>
+    `${r.figure.padEnd(w('figure'))}  ${r.value.padStart(w('value'))}  ${r.ceiling.padStart(w('ceiling'))}  ${r.ratio.padStart(w('ratio'))}`;
+  return [line(head), '-'.repeat(line(head).length), ...list.map(line)].join('\n');
+}
+
+function markdown(r: BenchResults, list: Row[]): string {
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  const lines = [
+    `# Benchmark ${r.startedAt}`,
+    '',
+    `${r.machine.cpus} CPUs, Node ${r.machine.node}; flags: \`${JSON.stringify(r.args)}\``,
+    '',
+    '| figure | value | ceiling | ratio |',
+    '|---|---:|---:|---:|',
+    ...list.map((x) => `| ${esc(x.figure)} | ${esc(x.value)} | ${esc(x.ceiling)} | ${esc(x.ratio)} |`),
+    '',
+    '## CPU (cores used while the load ran)',
+    '',
+  ];
+  const phases: PhaseResult[] = [
+    ...(r.closed ? [r.closed] : []),
+    ...(r.open ? [r.open] : []),
+    ...(r.scale ?? []).map((s) => s.result),
+    ...(r.soak ? [r.soak.result] : []),
+  ];
+  for (const p of phases)
+    lines.push(
+      `- ${p.name}: ${Object.entries(p.cpu)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
+  lines.push('', '## Errors by kind', '');
+  for (const p of phases) lines.push(`- ${p.name}: ${JSON.stringify(p.errorKinds)}`);
+  if (r.soak) {
+    lines.push('', '## Soak RSS (MiB)', '', `| s | ${Object.keys(r.soak.growth).join(' | ')} |`);
+    lines.push(
+      `|---|${Object.keys(r.soak.growth)
+        .map(() => '---:')
+        .join('|')}|`,
+    );
+    for (const s of r.soak.samples) {
+      const cells = Object.keys(r.soak.growth).map((k) => fmt((s.rssKiB[k] ?? Number.NaN) / 1024));
+      lines.push(`| ${fmt(s.atSeconds)} | ${cells.join(' | ')} |`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Writes `<dir>/bench-<time>.json` and `.md`; returns their paths. */
+export async function writeResults(dir: string, r: BenchResults, list: Row[]): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const stamp = r.startedAt.replace(/[:.]/g, '-');
+  const json = join(dir, `bench-${stamp}.json`);
+  const md = join(dir, `bench-${stamp}.md`);
+  await writeFile(json, `${JSON.stringify({ ...r, table: list }, null, 2)}\n`);
+  await writeFile(md, markdown(r, list));
+  return [json, md];
+}

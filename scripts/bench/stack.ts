@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import amqp from 'amqplib';
+import pg from 'pg';
+import { type Config, loadConfig } from '../../common/config.ts';
+import { ensureSigningKey } from '../../common/crypto/signing-key.ts';
+import { createDb, migrateLatest } from '../../common/db/index.ts';
+import { deleteTopology } from '../../common/queue/topology.ts';
+import { ROOT, type Stack, startStack } from '../stack/index.ts';
+
+export interface BenchProcess {
+  name: string;
+  pid: number;
+}
+
+/** What the phases need of a stack: where to send, and which processes to watch. */
+export interface BenchStack {
+  url: string;
+  listeners: BenchProcess[];
+  senders: BenchProcess[];
+  nginxPid: number | undefined;
+  stop(): Promise<void>;
+}
+
+/** Limits far above anything the bench sends, so the edge's rate limiting never shapes the load. */
+const OPEN_LIMITS = {
+  ratePerSecond: 100_000,
+  burst: 100_000,
+  authPerMinute: 1_000_000,
+  authBurst: 100_000,
+  streamConnections: 10_000,
+};
+
+export interface BenchEnv {
+  runDir: string;
+  config: Config;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * A fresh database (`<name>_bench`, dropped and migrated) and a unique RabbitMQ prefix for this
+ * run, so results do not depend on what an earlier run or the test suite left behind.
+ */
+export async function prepareEnv(opts: { logLevel: string; cpuProf: string | undefined }): Promise<BenchEnv> {
+  const base = loadConfig();
+  const url = new URL(base.DATABASE_URL);
+  const name = `${url.pathname.slice(1) || 'messenger'}_bench`.replace(/[^\w]/g, '');
+  url.pathname = `/${name}`;
+  const admin = new pg.Client({
+    connectionString: Object.assign(new URL(url), { pathname: '/postgres' }).href,
+  });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const db = createDb(url.href, 1);
+  try {
+    await migrateLatest(db);
+  } finally {
+    await db.destroy();
+  }
+  const runDir = resolve(ROOT, 'run', `bench-${randomBytes(3).toString('hex')}`);
+  await mkdir(runDir, { recursive: true });
+  const keyFile = join(runDir, 'signing-key.json');
+  await ensureSigningKey(keyFile);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: url.href,
+    AMQP_PREFIX: `bench-${randomBytes(3).toString('hex')}`,
+    LOG_LEVEL: opts.logLevel,
+    // Setup registers and logs in many users; the hash cost does not touch the send path.
+    PASSWORD_HASH_COST: '1024',
+    SENDER_ALLOW_PRIVATE_ADDRESSES: 'true',
+    SIGNING_KEY_FILE: keyFile,
+    ...(opts.cpuProf && { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${resolve(opts.cpuProf)}` }),
+  };
+  return { runDir, config: loadConfig(env), env };
+}
+
+export async function startBenchStack(e: BenchEnv, listeners: number, senders: number): Promise<BenchStack> {
+  const stack: Stack = await startStack({
+    runDir: join(e.runDir, `stack-${listeners}`),
+    listeners,
+    senders,
+    env: e.env,
+    limits: OPEN_LIMITS,
+  });
+  return {
+    url: stack.url,
+    listeners: stack.listeners.map((p) => ({ name: p.name, pid: p.pid })),
+    senders: stack.senders.map((p) => ({ name: p.name, pid: p.pid })),
+    nginxPid: stack.nginxPid,
+    stop: () => stack.stop(),
+  };
+}
+
+/** A stack someone else runs (`--url`): nothing to watch, nothing to stop. */
+export function externalStack(url: string): BenchStack {
+  return {
+    url: url.replace(/\/+$/, ''),
+    listeners: [],
+    senders: [],
+    nginxPid: undefined,
+    stop: async () => {},
+  };
+}
+
+/** Removes this run's queues and run directory; the bench database stays for inspection. */
+export async function cleanupEnv(e: BenchEnv, keepRunDir: boolean): Promise<void> {
+  const conn = await amqp.connect(e.config.AMQP_URL);
+  try {
+    const ch = await conn.createChannel();
+    await deleteTopology(ch, e.config).catch(() => {});
+  } finally {
+    await conn.close().catch(() => {});
+  }
+  if (!keepRunDir) await rm(e.runDir, { recursive: true, force: true });
+}

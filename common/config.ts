@@ -39,6 +39,14 @@ const schema = z.object({
     .default(16384),
   /** Ed25519 key that signs pushes; created by `npm run keys` when absent. */
   SIGNING_KEY_FILE: z.string().default('cert/signing-key.json'),
+  /** Largest accepted file upload (API.md: 25 MiB); larger uploads get 413 and nothing is stored. */
+  FILE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(25 * 1024 * 1024),
+  /** Uploads no message references are deleted this long after upload (default 1 h). */
+  FILE_GC_AGE_SECONDS: z.coerce.number().positive().default(3600),
   /** Names this process in the presence table (default hostname:pid). */
   INSTANCE_ID: z
     .string()

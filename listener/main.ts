@@ -6,6 +6,7 @@ import { createLogger } from '../common/log.ts';
 import { every } from '../common/periodic.ts';
 import { createApp } from './app.ts';
 import { cleanup } from './jobs/cleanup.ts';
+import { collectFiles } from './jobs/file-gc.ts';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'listener');
@@ -33,7 +34,10 @@ server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
 log.info({ address: server.address() }, 'listener ready');
 
-const jobs = [every(config.CLEANUP_INTERVAL_MS, 'cleanup', log, () => cleanup(db, config, log))];
+const jobs = [
+  every(config.CLEANUP_INTERVAL_MS, 'cleanup', log, () => cleanup(db, config, log)),
+  every(config.CLEANUP_INTERVAL_MS, 'file-gc', log, () => collectFiles(db, config, log)),
+];
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {

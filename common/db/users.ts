@@ -33,3 +33,12 @@ export async function updateUser(
 export async function deleteUser(q: Q, id: string): Promise<void> {
   await q('users').where({ id }).delete();
 }
+
+/** The users among `usernames` that exist (lower-cased names), for resolving member lists. */
+export async function findUsersByUsernames(
+  q: Q,
+  usernames: string[],
+): Promise<Pick<UserRow, 'id' | 'username'>[]> {
+  if (!usernames.length) return [];
+  return q<UserRow>('users').select('id', 'username').whereIn('username', usernames);
+}

@@ -1,5 +1,9 @@
 import type { AnyRoute } from '../http/route.ts';
 import { deviceRoutes } from './devices.ts';
+import { fileRoutes } from './files.ts';
+import { groupMemberRoutes } from './group-members.ts';
+import { groupRoutes } from './groups.ts';
+import { messageChangeRoutes } from './message-changes.ts';
 import { messageRoutes } from './messages.ts';
 import { sessionRoutes } from './sessions.ts';
 import { systemRoutes } from './system.ts';
@@ -12,4 +16,8 @@ export const routes: AnyRoute[] = [
   ...sessionRoutes,
   ...deviceRoutes,
   ...messageRoutes,
+  ...messageChangeRoutes,
+  ...groupRoutes,
+  ...groupMemberRoutes,
+  ...fileRoutes,
 ];

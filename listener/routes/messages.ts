@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { linkFiles, lockOwnFiles } from '../../common/db/files.ts';
+import { lockGroup } from '../../common/db/groups.ts';
 import { ackInbox, appendEvents, readInbox } from '../../common/db/inbox.ts';
 import { isUniqueViolation } from '../../common/db/index.ts';
+import { insertRecipients } from '../../common/db/message-recipients.ts';
 import { findByClientMessageId, insertMessage } from '../../common/db/messages.ts';
 import { findUserByUsername } from '../../common/db/users.ts';
 import { notFound } from '../../common/errors.ts';
@@ -29,7 +32,11 @@ const sendBody = z
     group_id: s.id.optional(),
     client_message_id: z.string().min(1).max(128).optional(),
     envelopes,
-    file_ids: z.array(s.id).max(100).optional(),
+    file_ids: z
+      .array(s.id)
+      .max(100)
+      .refine((ids) => new Set(ids).size === ids.length, 'duplicate file id')
+      .optional(),
   })
   .refine((b) => (b.to === undefined) !== (b.group_id === undefined), {
     message: 'exactly one of `to` and `group_id`',
@@ -87,23 +94,37 @@ export const messageRoutes = [
       const { auth } = ctx.state;
       const { db, config } = ctx.deps;
       if (body.client_message_id && (await replay(ctx, body.client_message_id))) return;
-      if (body.group_id) throw notFound('no such group');
-      if (body.file_ids?.length) throw notFound('no such file');
-      const recipient = await findUserByUsername(db, body.to ?? '');
-      if (!recipient) throw notFound('no such user');
-      await checkCoverage(db, [recipient.id], auth, body.envelopes);
+      const groupId = body.group_id ?? null;
+      const fileIds = body.file_ids ?? [];
+      let recipients: string[] = [];
+      if (!groupId) {
+        const recipient = await findUserByUsername(db, body.to ?? '');
+        if (!recipient) throw notFound('no such user');
+        await checkCoverage(db, [recipient.id], auth, body.envelopes);
+        recipients = [recipient.id];
+      }
       const id = randomUUID();
       let sentAt: Date;
       try {
         sentAt = await db.transaction(async (trx) => {
+          if (groupId) {
+            // Locked until commit: a member removed concurrently either gets this message or cannot send.
+            const group = await lockGroup(trx, groupId, 'share');
+            if (!group?.members.includes(auth.userId)) throw notFound('no such group');
+            await checkCoverage(trx, group.members, auth, body.envelopes);
+            recipients = group.members.filter((u) => u !== auth.userId);
+          }
+          if (!(await lockOwnFiles(trx, auth.userId, fileIds))) throw notFound('no such file');
           const at = await insertMessage(trx, {
             id,
             sender_user_id: auth.userId,
             sender_device_id: auth.deviceId,
-            group_id: null,
+            group_id: groupId,
             client_message_id: body.client_message_id ?? null,
           });
-          const m = { id, group_id: null, sent_at: at.toISOString(), file_ids: [] };
+          await insertRecipients(trx, id, recipients);
+          await linkFiles(trx, id, fileIds);
+          const m = { id, group_id: groupId, sent_at: at.toISOString(), file_ids: fileIds };
           await appendEvents(trx, messageEvents(ctx, m, body.envelopes), config.INBOX_TTL_DAYS);
           return at;
         });

@@ -1,0 +1,147 @@
+import type { Q, Tx } from './index.ts';
+
+export interface GroupRow {
+  id: string;
+  name: string;
+  is_public: boolean;
+  created_at: Date;
+}
+
+export interface GroupSummary {
+  group_id: string;
+  name: string;
+  owner_id: string | null;
+  is_public: boolean;
+  member_count: number;
+}
+
+/** Members in seniority order: the first one is the owner. */
+const OWNER = `(SELECT m.user_id FROM group_members m WHERE m.group_id = g.id ORDER BY m.seniority LIMIT 1)`;
+const COUNT = `(SELECT count(*)::int FROM group_members m WHERE m.group_id = g.id)`;
+const SUMMARY = `g.id AS group_id, g.name, g.is_public, ${OWNER} AS owner_id, ${COUNT} AS member_count`;
+
+export async function insertGroup(trx: Tx, row: Pick<GroupRow, 'id' | 'name' | 'is_public'>): Promise<void> {
+  await trx('groups').insert(row);
+}
+
+/** Adds members in the given order (earlier = more senior); members already present are kept. */
+export async function addMembers(trx: Tx, groupId: string, userIds: string[]): Promise<number> {
+  let added = 0;
+  for (const user_id of userIds) {
+    const rows = await trx('group_members')
+      .insert({ group_id: groupId, user_id })
+      .onConflict(['group_id', 'user_id'])
+      .ignore()
+      .returning('user_id');
+    added += rows.length;
+  }
+  return added;
+}
+
+export async function removeMember(trx: Tx, groupId: string, userId: string): Promise<boolean> {
+  return (await trx('group_members').where({ group_id: groupId, user_id: userId }).delete()) > 0;
+}
+
+export async function deleteGroup(trx: Tx, groupId: string): Promise<void> {
+  await trx('groups').where({ id: groupId }).delete();
+}
+
+/**
+ * Locks the group row for the rest of the transaction and returns it with its member ids in
+ * seniority order. Membership changes lock `FOR UPDATE`, sends and edits `FOR SHARE`, so a
+ * message is always addressed to the membership as it is at commit time: a member removed
+ * concurrently either still gets the message (the send committed first) or cannot send it.
+ */
+export async function lockGroup(
+  trx: Tx,
+  groupId: string,
+  mode: 'update' | 'share',
+): Promise<(GroupRow & { members: string[] }) | undefined> {
+  const query = trx<GroupRow>('groups').where({ id: groupId });
+  const group = await (mode === 'update' ? query.forUpdate() : query.forShare()).first();
+  if (!group) return undefined;
+  return { ...group, members: await memberIds(trx, groupId) };
+}
+
+export async function memberIds(q: Q, groupId: string): Promise<string[]> {
+  const rows: { user_id: string }[] = await q('group_members')
+    .select('user_id')
+    .where({ group_id: groupId })
+    .orderBy('seniority');
+  return rows.map((r) => r.user_id);
+}
+
+export async function findGroup(q: Q, groupId: string): Promise<GroupSummary | undefined> {
+  const { rows } = await q.raw<{ rows: GroupSummary[] }>(`SELECT ${SUMMARY} FROM groups g WHERE g.id = ?`, [
+    groupId,
+  ]);
+  return rows[0];
+}
+
+export async function isMember(q: Q, groupId: string, userId: string): Promise<boolean> {
+  return Boolean(await q('group_members').where({ group_id: groupId, user_id: userId }).first());
+}
+
+/** Members with usernames, in seniority order. */
+export async function membersWithNames(
+  q: Q,
+  groupId: string,
+): Promise<{ user_id: string; username: string }[]> {
+  return q('group_members as m')
+    .join('users as u', 'u.id', 'm.user_id')
+    .select('m.user_id', 'u.username')
+    .where('m.group_id', groupId)
+    .orderBy('m.seniority');
+}
+
+export async function groupsOf(q: Q, userId: string): Promise<GroupSummary[]> {
+  const { rows } = await q.raw<{ rows: GroupSummary[] }>(
+    `SELECT ${SUMMARY} FROM groups g
+      WHERE g.id IN (SELECT group_id FROM group_members WHERE user_id = ?)
+      ORDER BY lower(g.name), g.id`,
+    [userId],
+  );
+  return rows;
+}
+
+export interface PublicCursor {
+  name: string;
+  id: string;
+}
+
+/** Public groups whose name contains `q` (case-insensitive), by (lower(name), id) after `cursor`. */
+export async function searchPublicGroups(
+  q: Q,
+  opts: { text: string; after: PublicCursor | null; limit: number },
+): Promise<{ groups: GroupSummary[]; next: PublicCursor | null }> {
+  const pattern = `%${opts.text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  const bindings: (string | number)[] = [pattern];
+  let after = '';
+  if (opts.after) {
+    after = 'AND (lower(g.name), g.id) > (?, ?::uuid)';
+    bindings.push(opts.after.name, opts.after.id);
+  }
+  bindings.push(opts.limit + 1);
+  const { rows } = await q.raw<{ rows: (GroupSummary & { sort_name: string })[] }>(
+    `SELECT ${SUMMARY}, lower(g.name) AS sort_name FROM groups g
+      WHERE g.is_public AND lower(g.name) LIKE ? ${after}
+        AND EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id)
+      ORDER BY lower(g.name), g.id
+      LIMIT ?`,
+    bindings,
+  );
+  const page = rows.slice(0, opts.limit);
+  const last = page.at(-1);
+  return {
+    groups: page.map(({ sort_name: _, ...g }) => g),
+    next: rows.length > opts.limit && last ? { name: last.sort_name, id: last.group_id } : null,
+  };
+}
+
+/** Groups left without members (their last member's account was deleted). */
+export async function deleteEmptyGroups(q: Q): Promise<number> {
+  const { rowCount } = await q.raw<{ rowCount: number }>(
+    'DELETE FROM groups g WHERE NOT EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id)',
+  );
+  return rowCount;
+}

@@ -1,0 +1,92 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import { completeFile, discardFile, findReadableFile, insertFile } from '../../common/db/files.ts';
+import { badRequest, notFound, payloadTooLarge, unsupportedMediaType } from '../../common/errors.ts';
+import { pgFileStore } from '../../common/files/store.ts';
+import { type Ctx, route } from '../http/route.ts';
+import * as s from '../http/schemas.ts';
+
+const uploaded = z
+  .object({ file_id: s.id, size: z.number().int(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })
+  .meta({ id: 'UploadedFile' });
+
+/** The request body as it arrives, counted and hashed, failing as soon as it passes `max` bytes. */
+async function* measured(ctx: Ctx, max: number, seen: { size: number; hash: ReturnType<typeof createHash> }) {
+  for await (const piece of ctx.req as AsyncIterable<Buffer>) {
+    seen.size += piece.byteLength;
+    if (seen.size > max) throw payloadTooLarge(`a file is at most ${max} bytes`);
+    seen.hash.update(piece);
+    yield piece;
+  }
+}
+
+export const fileRoutes = [
+  route({
+    method: 'post',
+    path: '/api/files',
+    tag: 'files',
+    summary:
+      'Upload a client-encrypted file: the raw bytes as application/octet-stream, at most 25 MiB. Streamed into PostgreSQL in 256 KiB chunks (any listener serves any file); unreferenced uploads are deleted after FILE_GC_AGE_SECONDS (1 h)',
+    auth: true,
+    // No `body` schema: the route machinery must leave the raw request stream to the handler.
+    responses: {
+      201: { description: 'stored', schema: uploaded },
+      400: { description: 'empty body' },
+      413: { description: 'larger than 25 MiB; nothing stored' },
+      415: { description: 'not application/octet-stream' },
+    },
+    async handle(ctx) {
+      const { db, config } = ctx.deps;
+      const max = config.FILE_MAX_BYTES;
+      if (ctx.request.type !== 'application/octet-stream')
+        throw unsupportedMediaType('upload the raw bytes as application/octet-stream');
+      const declared = ctx.get('content-length');
+      if (declared && Number(declared) > max) {
+        // Refused before reading: do not keep the connection to drain a body we will not store.
+        ctx.set('Connection', 'close');
+        throw payloadTooLarge(`a file is at most ${max} bytes`);
+      }
+      const id = randomUUID();
+      const seen = { size: 0, hash: createHash('sha256') };
+      await insertFile(db, id, ctx.state.auth.userId);
+      const store = pgFileStore(db);
+      try {
+        await store.write(id, measured(ctx, max, seen));
+        if (seen.size === 0) throw badRequest('the file is empty', [{ field: 'body', problem: 'empty' }]);
+      } catch (err) {
+        ctx.set('Connection', 'close');
+        await discardFile(db, id);
+        await store.remove([id]);
+        throw err;
+      }
+      const sha256 = seen.hash.digest('hex');
+      await completeFile(db, id, seen.size, sha256);
+      ctx.state.log.info({ file_id: id, size: seen.size }, 'file uploaded');
+      ctx.status = 201;
+      ctx.body = { file_id: id, size: seen.size, sha256 };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/files/:file_id',
+    tag: 'files',
+    summary:
+      'Download a file (its encrypted bytes) you uploaded, or that a message you received references (1:1 recipient, or group member when it was sent)',
+    auth: true,
+    params: z.strictObject({ file_id: s.id }),
+    responses: {
+      200: { description: 'the bytes (application/octet-stream, with Content-Length and X-Content-SHA256)' },
+      404: { description: 'no such file, or not shared with you' },
+    },
+    async handle(ctx, { params }) {
+      const file = await findReadableFile(ctx.deps.db, params.file_id, ctx.state.auth.userId);
+      if (!file) throw notFound('no such file');
+      ctx.body = Readable.from(pgFileStore(ctx.deps.db).read(file.id));
+      ctx.type = 'application/octet-stream';
+      ctx.length = file.size;
+      ctx.set('X-Content-SHA256', file.sha256);
+      ctx.set('Cache-Control', 'private, no-store');
+    },
+  }),
+];

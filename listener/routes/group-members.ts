@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { addMembers, deleteGroup, lockGroup, removeMember } from '../../common/db/groups.ts';
+import { appendEvents } from '../../common/db/inbox.ts';
+import type { Tx } from '../../common/db/index.ts';
+import { findUserByUsername } from '../../common/db/users.ts';
+import { conflict, forbidden, notFound } from '../../common/errors.ts';
+import type { Ctx } from '../http/route.ts';
+import { route } from '../http/route.ts';
+import * as s from '../http/schemas.ts';
+import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
+import { MAX_GROUP_MEMBERS } from './groups.ts';
+
+/** Tells every device of `users` (members before and after the change) that the group changed. */
+async function announce(ctx: Ctx, trx: Tx, groupId: string, users: string[]): Promise<void> {
+  const devices = await devicesOf(trx, users);
+  await appendEvents(
+    trx,
+    fanOut(devices, groupUpdated(ctx.state.auth, groupId)),
+    ctx.deps.config.INBOX_TTL_DAYS,
+  );
+}
+
+/** The group locked for a membership change, or 404 for strangers to a private group. */
+async function lockVisible(ctx: Ctx, trx: Tx, groupId: string) {
+  const group = await lockGroup(trx, groupId, 'update');
+  const me = ctx.state.auth.userId;
+  if (!group || (!group.is_public && !group.members.includes(me))) throw notFound('no such group');
+  return { ...group, owner: group.members[0], isMember: group.members.includes(me) };
+}
+
+export const groupMemberRoutes = [
+  route({
+    method: 'post',
+    path: '/api/groups/:group_id/members',
+    tag: 'groups',
+    summary: 'Add a member: the owner adds anyone, anyone may add themself to a public group',
+    auth: true,
+    params: z.strictObject({ group_id: s.id }),
+    body: z.strictObject({ username: s.username }),
+    responses: {
+      204: { description: 'is a member now (already was: no change, no event)' },
+      403: { description: 'only the owner adds others' },
+      404: { description: 'no such group (or not visible to you), or no such user' },
+      409: { description: '`group_full`' },
+    },
+    async handle(ctx, { params, body }) {
+      const me = ctx.state.auth.userId;
+      const changed = await ctx.deps.db.transaction(async (trx) => {
+        const group = await lockVisible(ctx, trx, params.group_id);
+        const user = await findUserByUsername(trx, body.username);
+        const joiningPublic = group.is_public && user?.id === me;
+        if (group.owner !== me && !joiningPublic) throw forbidden('only the group owner adds members');
+        if (!user) throw notFound('no such user');
+        if (group.members.includes(user.id)) return false;
+        if (group.members.length >= MAX_GROUP_MEMBERS)
+          throw conflict('group_full', `a group has at most ${MAX_GROUP_MEMBERS} members`);
+        await addMembers(trx, group.id, [user.id]);
+        await announce(ctx, trx, group.id, [...group.members, user.id]);
+        return true;
+      });
+      if (changed) ctx.deps.outboxWritten();
+      ctx.status = 204;
+    },
+  }),
+  route({
+    method: 'delete',
+    path: '/api/groups/:group_id/members/:user_id',
+    tag: 'groups',
+    summary:
+      'Remove a member (owner) or leave (yourself). The owner is the longest-standing member: when the owner leaves, the oldest remaining member becomes owner; a group left without members is deleted. Every member device, the removed one included, gets `group.updated`',
+    auth: true,
+    params: z.strictObject({ group_id: s.id, user_id: s.id }),
+    responses: {
+      204: { description: 'removed' },
+      403: { description: 'only the owner removes others' },
+      404: { description: 'no such group (or not visible to you), or not a member' },
+    },
+    async handle(ctx, { params }) {
+      const me = ctx.state.auth.userId;
+      await ctx.deps.db.transaction(async (trx) => {
+        const group = await lockVisible(ctx, trx, params.group_id);
+        if (params.user_id !== me && group.owner !== me) {
+          throw group.isMember ? forbidden('only the group owner removes members') : notFound('not a member');
+        }
+        if (!(await removeMember(trx, group.id, params.user_id))) throw notFound('not a member');
+        await announce(ctx, trx, group.id, group.members);
+        if (group.members.length === 1) await deleteGroup(trx, group.id);
+      });
+      ctx.deps.outboxWritten();
+      ctx.status = 204;
+    },
+  }),
+];

@@ -1,0 +1,185 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { deviceKeysByUser } from '../../common/db/devices.ts';
+import {
+  addMembers,
+  findGroup,
+  groupsOf,
+  insertGroup,
+  isMember,
+  membersWithNames,
+  type PublicCursor,
+  searchPublicGroups,
+} from '../../common/db/groups.ts';
+import { appendEvents } from '../../common/db/inbox.ts';
+import { findUsersByUsernames } from '../../common/db/users.ts';
+import { notFound } from '../../common/errors.ts';
+import { route } from '../http/route.ts';
+import * as s from '../http/schemas.ts';
+import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
+
+/** One message must fit in MAX_ENVELOPES envelopes, so groups stay well below that in members. */
+export const MAX_GROUP_MEMBERS = 500;
+
+export const groupParams = z.strictObject({ group_id: s.id });
+
+const summary = z
+  .object({
+    group_id: s.id,
+    name: z.string(),
+    owner_id: s.id.nullable(),
+    is_public: z.boolean(),
+    member_count: z.number().int(),
+  })
+  .meta({ id: 'GroupSummary' });
+
+const detail = z
+  .object({
+    group_id: s.id,
+    name: z.string(),
+    owner_id: s.id.nullable(),
+    is_public: z.boolean(),
+    members: z.array(
+      z.object({
+        user_id: s.id,
+        username: z.string(),
+        devices: z.array(z.object({ device_id: s.id, public_key: z.string() })),
+      }),
+    ),
+  })
+  .meta({ id: 'Group' });
+
+/** Opaque page cursor: base64url of the last group's sort key. */
+const cursor = z
+  .string()
+  .max(512)
+  .transform((v, ctx): PublicCursor => {
+    try {
+      const parsed = JSON.parse(Buffer.from(v, 'base64url').toString());
+      const ok = z.object({ n: z.string().max(256), i: z.uuid() }).parse(parsed);
+      return { name: ok.n, id: ok.i };
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'not a cursor returned by this endpoint' });
+      return z.NEVER;
+    }
+  });
+const encodeCursor = (c: PublicCursor) =>
+  Buffer.from(JSON.stringify({ n: c.name, i: c.id })).toString('base64url');
+
+const listQuery = z
+  .strictObject({
+    public: z.enum(['true', 'false']).optional(),
+    q: z.string().max(64).optional(),
+    limit: z
+      .string()
+      .regex(/^\d{1,4}$/, 'an integer 1..100')
+      .transform(Number)
+      .pipe(z.number().int().min(1).max(100))
+      .optional(),
+    cursor: cursor.optional(),
+  })
+  .refine(
+    (q) => q.public === 'true' || (q.q === undefined && q.limit === undefined && q.cursor === undefined),
+    {
+      message: '`q`, `limit` and `cursor` search public groups: add public=true',
+      path: ['public'],
+    },
+  );
+
+export const groupRoutes = [
+  route({
+    method: 'post',
+    path: '/api/groups',
+    tag: 'groups',
+    summary: 'Create a group; the creator is its owner and first member',
+    auth: true,
+    body: z.strictObject({
+      name: z.string().trim().min(1).max(64),
+      members: z.array(s.username).max(MAX_GROUP_MEMBERS - 1),
+      is_public: z.boolean().optional(),
+    }),
+    responses: {
+      201: {
+        description: 'created; every member device gets `group.updated`',
+        schema: z.object({ group_id: s.id }),
+      },
+      404: { description: 'a member username does not exist' },
+    },
+    async handle(ctx, { body }) {
+      const { auth } = ctx.state;
+      const { db, config } = ctx.deps;
+      const names = [...new Set(body.members)];
+      const found = await findUsersByUsernames(db, names);
+      const missing = names.filter((n) => !found.some((u) => u.username === n));
+      if (missing.length) throw notFound(`no such user: ${missing.join(', ')}`);
+      const byName = new Map(found.map((u) => [u.username, u.id]));
+      const members = [auth.userId, ...names.flatMap((n) => byName.get(n) ?? [])];
+      const id = randomUUID();
+      await db.transaction(async (trx) => {
+        await insertGroup(trx, { id, name: body.name, is_public: body.is_public ?? false });
+        await addMembers(trx, id, members);
+        const devices = await devicesOf(trx, members);
+        await appendEvents(trx, fanOut(devices, groupUpdated(auth, id)), config.INBOX_TTL_DAYS);
+      });
+      ctx.deps.outboxWritten();
+      ctx.state.log.info({ group_id: id, members: new Set(members).size }, 'group created');
+      ctx.status = 201;
+      ctx.body = { group_id: id };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/groups',
+    tag: 'groups',
+    summary:
+      'Your groups; with `public=true`, public groups whose name contains `q`, paged by `limit` (1..100, default 50) and the opaque `cursor` of the previous page',
+    auth: true,
+    query: listQuery,
+    responses: {
+      200: {
+        description: '`next_cursor` is null on the last page (always null for your own groups)',
+        schema: z.object({ groups: z.array(summary), next_cursor: z.string().nullable() }),
+      },
+    },
+    async handle(ctx, { query }) {
+      const { db } = ctx.deps;
+      if (query.public !== 'true') {
+        ctx.body = { groups: await groupsOf(db, ctx.state.auth.userId), next_cursor: null };
+        return;
+      }
+      const page = await searchPublicGroups(db, {
+        text: query.q ?? '',
+        after: query.cursor ?? null,
+        limit: query.limit ?? 50,
+      });
+      ctx.body = { groups: page.groups, next_cursor: page.next && encodeCursor(page.next) };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/groups/:group_id',
+    tag: 'groups',
+    summary: 'A group with its members and their devices (members only, anyone for public groups)',
+    auth: true,
+    params: groupParams,
+    responses: { 200: { description: 'the group', schema: detail }, 404: { description: 'no such group' } },
+    async handle(ctx, { params }) {
+      const { db } = ctx.deps;
+      const group = await findGroup(db, params.group_id);
+      if (!group || (!group.is_public && !(await isMember(db, group.group_id, ctx.state.auth.userId))))
+        throw notFound('no such group');
+      const members = await membersWithNames(db, group.group_id);
+      const devices = await deviceKeysByUser(
+        db,
+        members.map((m) => m.user_id),
+      );
+      ctx.body = {
+        group_id: group.group_id,
+        name: group.name,
+        owner_id: group.owner_id,
+        is_public: group.is_public,
+        members: members.map((m) => ({ ...m, devices: devices.get(m.user_id) ?? [] })),
+      };
+    },
+  }),
+];

@@ -39,6 +39,32 @@ const schema = z.object({
     .default(16384),
   /** Ed25519 key that signs pushes; created by `npm run keys` when absent. */
   SIGNING_KEY_FILE: z.string().default('cert/signing-key.json'),
+  /** RabbitMQ queue type: quorum (replicated, survives a node loss in a cluster) or classic (single node). */
+  AMQP_QUEUE_TYPE: z.enum(['quorum', 'classic']).default('quorum'),
+  /** Prefix of every queue/exchange name (`<prefix>.deliveries`, `<prefix>.live`…); tests use a unique one. */
+  AMQP_PREFIX: z
+    .string()
+    .regex(/^[\w.-]{1,100}$/)
+    .default('messenger'),
+  /** Outbox rows the relay publishes per transaction, and how often it sweeps for leftovers. */
+  OUTBOX_BATCH_SIZE: z.coerce.number().int().min(1).max(5000).default(200),
+  OUTBOX_SWEEP_MS: z.coerce.number().int().positive().default(1_000),
+  /** Deliveries one sender process works on at once (RabbitMQ prefetch). */
+  SENDER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(32),
+  /** Backoff: attempt n waits a random time in [base, min(max, base·2^(n-1))] (full jitter, floored at base). */
+  SENDER_RETRY_BASE_MS: z.coerce.number().int().positive().default(1_000),
+  SENDER_RETRY_MAX_MS: z.coerce.number().int().positive().default(3_600_000),
+  /** After this long since the event was queued, a failing delivery is dead (parked; stays for pull). */
+  SENDER_RETRY_WINDOW_MS: z.coerce.number().int().positive().default(86_400_000),
+  /** Off only in tests that need deterministic delays. */
+  SENDER_RETRY_JITTER: bool.default(true),
+  SENDER_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
+  /** Whole push request (connect, headers, body) must finish within this. */
+  SENDER_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  SENDER_CONNECTIONS_PER_ORIGIN: z.coerce.number().int().min(1).max(256).default(8),
+  /** Let pushes reach loopback/private/link-local addresses (local development and tests only). */
+  SENDER_ALLOW_PRIVATE_ADDRESSES: bool.default(false),
+  DELIVERY_ATTEMPTS_RETENTION_DAYS: z.coerce.number().positive().default(7),
   /** Largest accepted file upload (API.md: 25 MiB); larger uploads get 413 and nothing is stored. */
   FILE_MAX_BYTES: z.coerce
     .number()

@@ -20,6 +20,7 @@ export function createApp(deps: Deps): Koa<AppState, { deps: Deps }> {
     const given = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(given) ? given : randomUUID();
     ctx.set('X-Request-Id', requestId);
+    ctx.state.requestId = requestId;
     ctx.state.clientIp = clientIp(ctx.req.socket.remoteAddress, ctx.get('x-forwarded-for'));
     ctx.state.log = deps.log.child({ req_id: requestId });
     const started = performance.now();

@@ -13,6 +13,8 @@ export interface Identity {
 export interface AppState {
   auth: Identity;
   clientIp: string | null;
+  /** X-Request-Id of this request (given by nginx or generated). */
+  requestId: string;
   log: Logger;
 }
 

@@ -4,6 +4,8 @@ import { loadSigningKey } from '../common/crypto/signing-key.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
 import { createLogger } from '../common/log.ts';
 import { every } from '../common/periodic.ts';
+import { connectBroker } from '../common/queue/broker.ts';
+import { startOutboxRelay } from '../common/queue/relay.ts';
 import { createApp } from './app.ts';
 import { cleanup } from './jobs/cleanup.ts';
 import { collectFiles } from './jobs/file-gc.ts';
@@ -13,6 +15,15 @@ const log = createLogger(config.LOG_LEVEL, 'listener');
 const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
 if (config.MIGRATE_ON_START) log.info({ applied: await migrateLatest(db) }, 'migrated');
 const signingKey = await loadSigningKey(config.SIGNING_KEY_FILE);
+// Reconnects by itself; the listener serves (and 201s) while RabbitMQ is down, the outbox holds the work.
+const broker = await connectBroker(config, log);
+const relay = startOutboxRelay({
+  db,
+  broker,
+  log,
+  batchSize: config.OUTBOX_BATCH_SIZE,
+  sweepMs: config.OUTBOX_SWEEP_MS,
+});
 
 const app = createApp({
   config,
@@ -23,8 +34,9 @@ const app = createApp({
     postgres: async () => {
       await db.raw('select 1');
     },
+    rabbitmq: () => broker.ready(),
   },
-  outboxWritten: () => {},
+  outboxWritten: () => relay.kick(),
 });
 
 const server = app.listen(config.PORT, config.HOST);
@@ -47,6 +59,9 @@ async function shutdown(signal: string): Promise<void> {
   const closed = new Promise((resolve) => server.close(resolve));
   server.closeIdleConnections();
   await Promise.all([closed, ...jobs.map((j) => j.stop())]);
+  // The relay finishes its batch (commit or rollback) before the broker and the pool close.
+  await relay.stop();
+  await broker.close().catch(() => {});
   await db.destroy();
   log.info('stopped');
   process.exit(0);

@@ -9,7 +9,13 @@ import type { Q, Tx } from './index.ts';
  * in order (a reader that acked up to N can never later see a committed seq below N).
  * Devices deleted meanwhile are skipped. Returns the number of events stored.
  */
-export async function appendEvents(trx: Tx, pending: PendingEvent[], ttlDays: number): Promise<number> {
+export async function appendEvents(
+  trx: Tx,
+  pending: PendingEvent[],
+  ttlDays: number,
+  /** The listener request's id, carried to the sender's logs. */
+  requestId: string | null = null,
+): Promise<number> {
   if (!pending.length) return 0;
   const counts = new Map<string, number>();
   for (const p of pending) counts.set(p.device_id, (counts.get(p.device_id) ?? 0) + 1);
@@ -47,9 +53,10 @@ export async function appendEvents(trx: Tx, pending: PendingEvent[], ttlDays: nu
          FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::text[], ?::uuid[], ?::text[])
               AS e(device_id, seq, event_id, type, message_id, body)
        RETURNING device_id, seq, event_id)
-     INSERT INTO outbox (device_id, seq, event_id) SELECT device_id, seq, event_id FROM ins ORDER BY device_id, seq`,
+     INSERT INTO outbox (device_id, seq, event_id, request_id)
+     SELECT device_id, seq, event_id, ? FROM ins ORDER BY device_id, seq`,
     // knex's binding types reject null array elements, which pg encodes fine.
-    [ttlDays, cols.device, cols.seq, cols.id, cols.type, messageIds as string[], bodies],
+    [ttlDays, cols.device, cols.seq, cols.id, cols.type, messageIds as string[], bodies, requestId],
   );
   return bodies.length;
 }
@@ -83,12 +90,12 @@ export async function ackInbox(q: Q, deviceId: string, upTo: number): Promise<nu
 }
 
 /** Re-queues every pending event of a device for push, in seq order (resume, new address). */
-export async function requeueInbox(q: Q, deviceId: string): Promise<number> {
+export async function requeueInbox(q: Q, deviceId: string, requestId: string | null = null): Promise<number> {
   const { rowCount } = await q.raw<{ rowCount: number }>(
-    `INSERT INTO outbox (device_id, seq, event_id)
-     SELECT device_id, seq, event_id FROM inbox
+    `INSERT INTO outbox (device_id, seq, event_id, request_id)
+     SELECT device_id, seq, event_id, ? FROM inbox
       WHERE device_id = ? AND expires_at > now() ORDER BY seq`,
-    [deviceId],
+    [requestId, deviceId],
   );
   return rowCount;
 }

@@ -1,4 +1,5 @@
 import type { Config } from '../../common/config.ts';
+import { pruneDeliveryAttempts } from '../../common/db/deliveries.ts';
 import { deleteExpiredInbox } from '../../common/db/inbox.ts';
 import type { Db } from '../../common/db/index.ts';
 import { deleteStaleLoginFailures } from '../../common/db/login-failures.ts';
@@ -16,6 +17,7 @@ export async function cleanup(db: Db, config: Config, log: Logger): Promise<void
     sessions: await deleteExpiredSessions(db),
     login_failures: await deleteStaleLoginFailures(db, config.LOGIN_LOCK_SECONDS),
     client_message_ids: await releaseOldClientMessageIds(db),
+    delivery_attempts: await pruneDeliveryAttempts(db, config.DELIVERY_ATTEMPTS_RETENTION_DAYS),
   };
   if (Object.values(counts).some(Boolean)) log.info(counts, 'cleanup');
 }

@@ -68,7 +68,7 @@ export const deviceRoutes = [
           ...(body.name !== undefined && { name: body.name }),
           ...(body.user_address !== undefined && { user_address: body.user_address }),
         });
-        return body.user_address ? requeueInbox(trx, deviceId) : 0;
+        return body.user_address ? requeueInbox(trx, deviceId, ctx.state.requestId) : 0;
       });
       if (requeued) ctx.deps.outboxWritten();
       const row = (await listDevicesWithSessions(ctx.deps.db, userId)).find((d) => d.id === deviceId);

@@ -125,7 +125,12 @@ export const messageRoutes = [
           await insertRecipients(trx, id, recipients);
           await linkFiles(trx, id, fileIds);
           const m = { id, group_id: groupId, sent_at: at.toISOString(), file_ids: fileIds };
-          await appendEvents(trx, messageEvents(ctx, m, body.envelopes), config.INBOX_TTL_DAYS);
+          await appendEvents(
+            trx,
+            messageEvents(ctx, m, body.envelopes),
+            config.INBOX_TTL_DAYS,
+            ctx.state.requestId,
+          );
           return at;
         });
       } catch (err) {

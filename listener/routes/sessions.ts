@@ -73,7 +73,7 @@ export const sessionRoutes = [
             ...(body.user_address && { user_address: body.user_address }),
           });
           // Everything queued while the device was away goes out again now that it is back.
-          if (body.user_address ?? device.user_address) requeued = await requeueInbox(trx, deviceId);
+          if (body.user_address ?? device.user_address) requeued = await requeueInbox(trx, deviceId, ctx.state.requestId);
         } else {
           await insertDevice(trx, {
             id: deviceId,

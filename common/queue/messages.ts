@@ -1,0 +1,48 @@
+import { z } from 'zod';
+
+/**
+ * A delivery on `<prefix>.deliveries` (and its retry tiers): which inbox row to push. The event
+ * body itself is read from the inbox at push time, so an event acked or expired meanwhile is
+ * skipped and nothing secret ever sits in the broker.
+ */
+export const delivery = z.object({
+  device_id: z.string(),
+  seq: z.number().int(),
+  event_id: z.string(),
+  /** X-Request-Id of the listener request that queued it, for logs end to end. */
+  request_id: z.string().nullable(),
+  /** When the outbox row was committed: start of the retry window and of push latency. */
+  created_at: z.string(),
+  /** Attempts made so far (0 on the first publish). */
+  attempt: z.number().int().min(0),
+  /** Not to be attempted before this time (ms since epoch); set on retries. */
+  not_before: z.number().optional(),
+});
+export type Delivery = z.infer<typeof delivery>;
+
+export function parseDelivery(content: Buffer): Delivery | null {
+  try {
+    const parsed = delivery.safeParse(JSON.parse(content.toString('utf8')));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * LIVE STREAM CONTRACT (`<prefix>.live`, a durable topic exchange)
+ *
+ * For every outbox row it relays, the listener's outbox relay publishes one message:
+ *   routing key: the device_id (a UUID, so it never contains `.`);
+ *   body: JSON `{"device_id": "<uuid>", "seq": <number>}`;
+ *   non-persistent, no mandatory flag: when no stream is bound it is simply dropped.
+ * A stream consumer binds its own exclusive auto-delete queue with the device ids it serves
+ * (or `#`) and treats a message only as a wake-up: it re-reads the inbox after the last seq it
+ * sent that device. The signal is best effort — it may be lost (broker restart, consumer
+ * reconnecting), duplicated, reordered, or arrive for a seq already sent or acked — so a
+ * stream must also re-read the inbox when it (re)subscribes, and never trust `seq` as data.
+ */
+export interface LiveSignal {
+  device_id: string;
+  seq: number;
+}

@@ -1,0 +1,87 @@
+import type { Channel, Options } from 'amqplib';
+import type { Config } from '../config.ts';
+
+/**
+ * Broker topology, declared by every process on every (re)connect; declarations are idempotent.
+ *
+ * - `<prefix>.deliveries`: one message per (device, event) to push. Sender workers consume it.
+ * - `<prefix>.retry.<ttl>ms`: delay tiers. Each has a queue-wide TTL and dead-letters back into
+ *   `deliveries`, so every message in a tier waits the same time and the head never blocks a
+ *   shorter-lived message behind it (the problem of per-message TTL on one queue). A delay that
+ *   falls between tiers goes through the largest tier below it; the message carries its
+ *   `not_before` and the sender parks it again for the remainder when it comes back early.
+ *   The TTL is part of the name, so processes configured with other delays never clash.
+ * - `<prefix>.parking`: dead deliveries (retry window exhausted, address refused), kept for
+ *   operators; nothing consumes it. The event itself stays in the inbox for pull.
+ * - `<prefix>.live`: topic exchange, see LIVE_CONTRACT in ./live.ts.
+ *
+ * Queue type comes from AMQP_QUEUE_TYPE: quorum queues replicate over a RabbitMQ cluster;
+ * classic queues are allowed for a single small node.
+ */
+export interface Topology {
+  deliveries: string;
+  parking: string;
+  live: string;
+  /** Delay tiers in ms, ascending. */
+  tiers: number[];
+  retryQueue(tierMs: number): string;
+}
+
+/** Tier delays: base·4^k below max, then max itself (default: 1 s, 4 s, 16 s, 64 s, 256 s, 1024 s, 1 h). */
+export function retryTiers(baseMs: number, maxMs: number): number[] {
+  const tiers: number[] = [];
+  for (let t = baseMs; t < maxMs; t *= 4) tiers.push(t);
+  tiers.push(maxMs);
+  return tiers;
+}
+
+export function topology(config: Config): Topology {
+  const p = config.AMQP_PREFIX;
+  return {
+    deliveries: `${p}.deliveries`,
+    parking: `${p}.parking`,
+    live: `${p}.live`,
+    tiers: retryTiers(
+      config.SENDER_RETRY_BASE_MS,
+      Math.max(config.SENDER_RETRY_BASE_MS, config.SENDER_RETRY_MAX_MS),
+    ),
+    retryQueue: (tierMs) => `${p}.retry.${tierMs}ms`,
+  };
+}
+
+/** The tier a delay of `ms` waits in: the largest one not longer than `ms` (the shortest if all are). */
+export function tierFor(tiers: number[], ms: number): number {
+  let chosen = tiers[0] ?? 0;
+  for (const t of tiers) if (t <= ms) chosen = t;
+  return chosen;
+}
+
+export async function declareTopology(ch: Channel, config: Config): Promise<Topology> {
+  const t = topology(config);
+  const quorum = config.AMQP_QUEUE_TYPE === 'quorum';
+  const base: Options.AssertQueue = { durable: true, arguments: { 'x-queue-type': config.AMQP_QUEUE_TYPE } };
+  await ch.assertQueue(t.deliveries, base);
+  await ch.assertQueue(t.parking, base);
+  for (const tier of t.tiers) {
+    await ch.assertQueue(t.retryQueue(tier), {
+      durable: true,
+      arguments: {
+        'x-queue-type': config.AMQP_QUEUE_TYPE,
+        'x-message-ttl': tier,
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': t.deliveries,
+        // Quorum queues can dead-letter with confirms, so a delayed delivery is not lost on the way back.
+        ...(quorum ? { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' } : {}),
+      },
+    });
+  }
+  await ch.assertExchange(t.live, 'topic', { durable: true });
+  return t;
+}
+
+/** Removes a topology (tests with a throw-away prefix). */
+export async function deleteTopology(ch: Channel, config: Config): Promise<void> {
+  const t = topology(config);
+  for (const q of [t.deliveries, t.parking, ...t.tiers.map(t.retryQueue)]) await ch.deleteQueue(q);
+  await ch.deleteExchange(t.live);
+}

@@ -1,0 +1,39 @@
+import { loadConfig } from '../common/config.ts';
+import { loadSigningKey } from '../common/crypto/signing-key.ts';
+import { createDb } from '../common/db/index.ts';
+import { createLogger } from '../common/log.ts';
+import { connectBroker } from '../common/queue/broker.ts';
+import { createPusher } from './deliver.ts';
+import { startSender } from './worker.ts';
+
+// Composition root of a sender worker. Run any number of them: they share the deliveries queue.
+const config = loadConfig();
+const log = createLogger(config.LOG_LEVEL, 'sender');
+const key = await loadSigningKey(config.SIGNING_KEY_FILE);
+const db = createDb(config.DATABASE_URL, Math.min(config.DATABASE_POOL_MAX, config.SENDER_PREFETCH + 1));
+const broker = await connectBroker(config, log);
+const pusher = createPusher(config, key.secretKey);
+const consumer = startSender({ config, db, broker, pusher, log });
+log.info(
+  {
+    queue: broker.topology.deliveries,
+    prefetch: config.SENDER_PREFETCH,
+    allow_private: config.SENDER_ALLOW_PRIVATE_ADDRESSES,
+  },
+  'sender ready',
+);
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down: finishing pushes in flight');
+  // Stop taking deliveries, let the pushes in flight record their outcome and ack, then close.
+  await consumer.stop();
+  await Promise.allSettled([pusher.close(), broker.close()]);
+  await db.destroy();
+  log.info('stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import type { Channel, ConsumeMessage } from 'amqplib';
+import type { Config } from '../common/config.ts';
+import { clearGoneAddress, findPushTarget, recordAttempt, removeDelivered } from '../common/db/deliveries.ts';
+import type { Db } from '../common/db/index.ts';
+import type { Logger } from '../common/log.ts';
+import type { Broker, Consumer, Publication } from '../common/queue/broker.ts';
+import { type Delivery, parseDelivery } from '../common/queue/messages.ts';
+import { tierFor } from '../common/queue/topology.ts';
+import type { Pusher } from './deliver.ts';
+import { type Outcome, outcome, type RetryPolicy } from './outcome.ts';
+
+export interface SenderDeps {
+  config: Config;
+  db: Db;
+  broker: Broker;
+  pusher: Pusher;
+  log: Logger;
+}
+
+export function retryPolicy(config: Config): RetryPolicy {
+  return {
+    baseMs: config.SENDER_RETRY_BASE_MS,
+    maxMs: Math.max(config.SENDER_RETRY_BASE_MS, config.SENDER_RETRY_MAX_MS),
+    windowMs: config.SENDER_RETRY_WINDOW_MS,
+    jitter: config.SENDER_RETRY_JITTER,
+  };
+}
+
+/** Puts a delivery into the delay tier that brings it back at (or just after) `notBefore`. */
+function delayed(broker: Broker, d: Delivery, notBefore: number): Publication {
+  const { tiers, retryQueue } = broker.topology;
+  const tier = tierFor(tiers, notBefore - Date.now());
+  return {
+    exchange: '',
+    routingKey: retryQueue(tier),
+    content: Buffer.from(JSON.stringify({ ...d, not_before: notBefore })),
+    options: { persistent: true, mandatory: true, messageId: randomUUID(), contentType: 'application/json' },
+  };
+}
+
+function parked(broker: Broker, d: Delivery, o: Outcome): Publication {
+  return {
+    exchange: '',
+    routingKey: broker.topology.parking,
+    content: Buffer.from(JSON.stringify({ ...d, outcome: o, parked_at: new Date().toISOString() })),
+    options: { persistent: true, mandatory: true, messageId: randomUUID(), contentType: 'application/json' },
+  };
+}
+
+/**
+ * consume → skip/park early → push → decide → record in PostgreSQL → (retry/park publish) → ack.
+ * The broker message is acked only after the outcome is stored, so a crash at any point means a
+ * redelivery (same webhook-id), never a lost delivery.
+ */
+export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: Channel): Promise<void> {
+  const { db, broker, pusher } = deps;
+  const d = parseDelivery(msg.content);
+  if (!d) {
+    deps.log.warn({ queue: msg.fields.routingKey }, 'malformed delivery dropped');
+    ch.ack(msg);
+    return;
+  }
+  const log = deps.log.child({
+    event_id: d.event_id,
+    device_id: d.device_id,
+    seq: d.seq,
+    attempt: d.attempt + 1,
+    req_id: d.request_id,
+  });
+  // (A few ms early is clock skew between us and the broker's TTL, not worth another tier.)
+  if (d.not_before !== undefined && d.not_before - Date.now() > 20) {
+    // Came back through a shorter tier than the delay asked for: wait the rest.
+    await broker.publish([delayed(broker, d, d.not_before)]);
+    ch.ack(msg);
+    return;
+  }
+  const target = await findPushTarget(db, d.device_id, d.seq, d.event_id);
+  if (!target?.user_address) {
+    log.debug({ reason: target ? 'no_address' : 'not_in_inbox' }, 'delivery skipped');
+    ch.ack(msg);
+    return;
+  }
+  const address = target.user_address;
+  const attempt = d.attempt + 1;
+  const res = await pusher.push(address, d.event_id, target.body);
+  const now = Date.now();
+  const o = outcome(
+    res.answer,
+    { number: attempt, elapsedMs: now - Date.parse(d.created_at), now },
+    retryPolicy(deps.config),
+  );
+  await db.transaction(async (trx) => {
+    await recordAttempt(trx, {
+      device_id: d.device_id,
+      seq: d.seq,
+      event_id: d.event_id,
+      attempt,
+      status_code: res.answer.kind === 'response' ? res.answer.status : null,
+      error_class: res.answer.kind === 'error' ? res.answer.errorClass : null,
+      duration_ms: res.durationMs,
+      outcome: o.kind,
+      retry_in_ms: o.kind === 'retry' ? o.afterMs : null,
+      request_id: d.request_id,
+    });
+    if (o.kind === 'delivered') await removeDelivered(trx, d.device_id, d.seq, d.event_id);
+    if (o.kind === 'gone') await clearGoneAddress(trx, d.device_id, address);
+  });
+  const next = { ...d, attempt };
+  if (o.kind === 'retry') await broker.publish([delayed(broker, next, now + o.afterMs)]);
+  if (o.kind === 'dead') await broker.publish([parked(broker, next, o)]);
+  ch.ack(msg);
+  const fields = {
+    outcome: o.kind,
+    status: res.answer.kind === 'response' ? res.answer.status : undefined,
+    error_class: res.answer.kind === 'error' ? res.answer.errorClass : undefined,
+    error: res.error,
+    ms: res.durationMs,
+    ...(o.kind === 'retry' && { retry_in_ms: o.afterMs }),
+    ...(o.kind === 'dead' && { reason: o.reason }),
+    ...(o.kind === 'delivered' && { latency_ms: now - Date.parse(d.created_at) }),
+  };
+  if (o.kind === 'delivered') log.info(fields, 'push delivered');
+  else log.warn(fields, `push ${o.kind}`);
+}
+
+/** Starts consuming deliveries; stop() finishes the pushes in flight before resolving. */
+export function startSender(deps: SenderDeps): Consumer {
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  return deps.broker.consume(
+    deps.broker.topology.deliveries,
+    deps.config.SENDER_PREFETCH,
+    async (msg, ch) => {
+      try {
+        await handleDelivery(deps, msg, ch);
+      } catch (err) {
+        // PostgreSQL or the broker is down: hand the message back after a pause (no hot loop);
+        // it is attempted again, with the same webhook-id.
+        deps.log.warn({ err }, 'delivery failed before its outcome was recorded; requeued');
+        await pause(1_000);
+        try {
+          ch.nack(msg, false, true);
+        } catch {}
+      }
+    },
+  );
+}

@@ -1,0 +1,188 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import amqp from 'amqplib';
+import pg from 'pg';
+import { ensureSigningKey, loadSigningKey } from '../../common/crypto/signing-key.ts';
+import { createDb, type Db, migrateLatest } from '../../common/db/index.ts';
+import { createLogger } from '../../common/log.ts';
+import { type Broker, connectBroker } from '../../common/queue/broker.ts';
+import { type OutboxRelay, startOutboxRelay } from '../../common/queue/relay.ts';
+import { deleteTopology } from '../../common/queue/topology.ts';
+import { createPusher } from '../../sender/deliver.ts';
+import { startSender } from '../../sender/worker.ts';
+import { testConfig, testEnv } from './env.ts';
+import { type Call, client } from './http.ts';
+import { startListener, type TestListener } from './listener.ts';
+
+/**
+ * The push pipeline for tests: listener (+ outbox relay) → RabbitMQ → sender(s) → sinks.
+ *
+ *   const stack = await startDeliveryStack();          // own database, own queue names
+ *   const sender = await stack.startSender();          // in-process; {process: true} = child
+ *   ... stack.call('POST', '/api/messages', …) ... sink.waitFor(…)
+ *   await stack.close();                               // stops everything, deletes queues + db
+ *
+ * Isolation: every stack gets a fresh database and a unique AMQP_PREFIX, so relays and senders of
+ * other test runs on this machine can neither take its outbox rows nor its deliveries.
+ * Defaults are test-sized: retries after 100, 200, 400 ms… (no jitter), private addresses allowed.
+ */
+export interface DeliveryStack {
+  /** Env overrides every process of this stack runs with (DATABASE_URL, AMQP_PREFIX, …). */
+  env: Record<string, string>;
+  listener: TestListener;
+  call: Call;
+  /** A direct pool on this stack's database, for assertions (delivery_attempts, inbox). */
+  db: Db;
+  startSender(overrides?: Record<string, string>, opts?: { process?: boolean }): Promise<TestSender>;
+  close(): Promise<void>;
+}
+
+export interface TestSender {
+  /** Graceful stop (SIGTERM for a child): in-flight pushes finish first. */
+  stop(): Promise<void>;
+  /** Child process only: SIGKILL, nothing finishes. */
+  kill(): Promise<void>;
+}
+
+export const fastRetries: Record<string, string> = {
+  SENDER_RETRY_BASE_MS: '100',
+  SENDER_RETRY_MAX_MS: '400',
+  SENDER_RETRY_JITTER: 'false',
+  SENDER_ALLOW_PRIVATE_ADDRESSES: 'true',
+  OUTBOX_SWEEP_MS: '200',
+};
+
+/** A fresh, migrated database; `drop()` removes it (forcing out leftover connections). */
+export async function isolatedDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const base = new URL(testConfig().DATABASE_URL);
+  const name = `${base.pathname.slice(1)}_${randomBytes(4).toString('hex')}`;
+  const admin = Object.assign(new URL(base.href), { pathname: '/postgres' }).href;
+  const run = async (sql: string) => {
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await run(`CREATE DATABASE "${name}"`);
+  const url = Object.assign(new URL(base.href), { pathname: `/${name}` }).href;
+  const db = createDb(url, 1);
+  try {
+    await migrateLatest(db);
+  } finally {
+    await db.destroy();
+  }
+  return { url, drop: () => run(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+}
+
+async function inProcessSender(env: Record<string, string>): Promise<TestSender> {
+  const config = testConfig(env);
+  const log = createLogger(config.LOG_LEVEL, 'sender-test');
+  const key = await loadSigningKey(config.SIGNING_KEY_FILE);
+  const db = createDb(config.DATABASE_URL, 5);
+  const broker = await connectBroker(config, log);
+  const pusher = createPusher(config, key.secretKey);
+  const consumer = startSender({ config, db, broker, pusher, log });
+  const stop = async () => {
+    await consumer.stop();
+    await Promise.allSettled([pusher.close(), broker.close()]);
+    await db.destroy();
+  };
+  return { stop, kill: stop };
+}
+
+/** `npm run start:sender` as a child process; resolves once it consumes. */
+async function childSender(env: Record<string, string>): Promise<TestSender> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'sender/main.ts'], {
+    env: testEnv({ ...env, LOG_LEVEL: 'info' }),
+    cwd: new URL('../..', import.meta.url).pathname,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = once(child, 'exit');
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    // Keep reading stdout for the child's whole life, or a full pipe would block its logging.
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (seen.length > 100_000) return;
+      seen += chunk.toString();
+      if (seen.includes('"sender ready"')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`sender exited early (${code})`)));
+  });
+  const signal = async (sig: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    await exited;
+  };
+  return { stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL') };
+}
+
+export async function startDeliveryStack(overrides: Record<string, string> = {}): Promise<DeliveryStack> {
+  const database = await isolatedDatabase();
+  const env = {
+    ...fastRetries,
+    DATABASE_URL: database.url,
+    AMQP_PREFIX: `test.${randomBytes(4).toString('hex')}`,
+    ...overrides,
+  };
+  const config = testConfig(env);
+  await ensureSigningKey(config.SIGNING_KEY_FILE);
+  const log = createLogger(config.LOG_LEVEL, 'relay-test');
+  const relayDb = createDb(config.DATABASE_URL, 2);
+  const broker: Broker = await connectBroker(config, log);
+  const relay: OutboxRelay = startOutboxRelay({
+    db: relayDb,
+    broker,
+    log,
+    batchSize: config.OUTBOX_BATCH_SIZE,
+    sweepMs: config.OUTBOX_SWEEP_MS,
+  });
+  const listener = await startListener(env, {
+    outboxWritten: () => relay.kick(),
+    readiness: { postgres: async () => void (await relayDb.raw('select 1')), rabbitmq: () => broker.ready() },
+  });
+  const db = createDb(config.DATABASE_URL, 2);
+  const senders: TestSender[] = [];
+  return {
+    env,
+    listener,
+    call: client(listener.url),
+    db,
+    async startSender(more = {}, opts = {}) {
+      const s = await (opts.process ? childSender : inProcessSender)({ ...env, ...more });
+      senders.push(s);
+      return s;
+    },
+    async close() {
+      await Promise.allSettled(senders.map((s) => s.stop()));
+      await listener.close();
+      await relay.stop();
+      await broker.close();
+      await Promise.all([relayDb.destroy(), db.destroy()]);
+      const conn = await amqp.connect(config.AMQP_URL);
+      try {
+        await deleteTopology(await conn.createChannel(), config);
+      } finally {
+        await conn.close();
+      }
+      await database.drop();
+    },
+  };
+}
+
+/** Polls `check` until it returns a truthy value (returned) or `timeoutMs` passes (throws). */
+export async function eventually<T>(
+  check: () => Promise<T>,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not reached in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

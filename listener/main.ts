@@ -9,6 +9,7 @@ import { startOutboxRelay } from '../common/queue/relay.ts';
 import { createApp } from './app.ts';
 import { cleanup } from './jobs/cleanup.ts';
 import { collectFiles } from './jobs/file-gc.ts';
+import { attachStream } from './stream/server.ts';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'listener');
@@ -44,6 +45,8 @@ await once(server, 'listening');
 // Longer than nginx's upstream keepalive_timeout, so nginx never reuses a socket we are closing.
 server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
+// WebSocket upgrades (GET /api/stream) bypass Koa; live wake-ups come from RabbitMQ.
+const stream = attachStream(server, app.context.deps);
 log.info({ address: server.address() }, 'listener ready');
 
 const jobs = [
@@ -58,7 +61,7 @@ async function shutdown(signal: string): Promise<void> {
   log.info({ signal }, 'shutting down');
   const closed = new Promise((resolve) => server.close(resolve));
   server.closeIdleConnections();
-  await Promise.all([closed, ...jobs.map((j) => j.stop())]);
+  await Promise.all([closed, stream.close(), ...jobs.map((j) => j.stop())]);
   // The relay finishes its batch (commit or rollback) before the broker and the pool close.
   await relay.stop();
   await broker.close().catch(() => {});

@@ -1,5 +1,6 @@
 import type { AnyRoute } from '../http/route.ts';
 import { deviceRoutes } from './devices.ts';
+import { docsRoutes } from './docs.ts';
 import { fileRoutes } from './files.ts';
 import { groupMemberRoutes } from './group-members.ts';
 import { groupRoutes } from './groups.ts';
@@ -20,4 +21,5 @@ export const routes: AnyRoute[] = [
   ...groupRoutes,
   ...groupMemberRoutes,
   ...fileRoutes,
+  ...docsRoutes(() => routes),
 ];

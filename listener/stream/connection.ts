@@ -91,12 +91,12 @@ export class StreamConnection {
     this.ws.ping();
   }
 
-  close(code: number, reason: string): void {
+  /** Closes with a code and reason; a peer that does not complete the close handshake within `graceMs` is cut off. */
+  close(code: number, reason: string, graceMs = 5_000): void {
     if (this.ws.readyState === this.ws.CLOSED || this.ws.readyState === this.ws.CLOSING) return;
     this.log.info({ code, reason }, 'closing stream');
     this.ws.close(code, reason);
-    // A peer that never answers the close handshake must not hold the socket.
-    setTimeout(() => this.ws.terminate(), 5_000).unref();
+    setTimeout(() => this.ws.terminate(), graceMs).unref();
   }
 
   /** Something may be new in the inbox: read it (now, or once more after the read in progress). */
@@ -160,7 +160,8 @@ export class StreamConnection {
       ]);
       abort.abort();
       if (!drained || this.ws.bufferedAmount > cap) {
-        this.close(CLOSE.tooSlow, 'client too slow: send buffer full');
+        // The close frame queues behind the unread bytes; do not wait long for a reader that is not reading.
+        this.close(CLOSE.tooSlow, 'client too slow: send buffer full', 1_000);
         return false;
       }
     }

@@ -5,11 +5,14 @@ import { createDb } from '../../common/db/index.ts';
 import { createLogger } from '../../common/log.ts';
 import { createApp } from '../../listener/app.ts';
 import type { Deps } from '../../listener/deps.ts';
+import { attachStream, type LiveStream } from '../../listener/stream/server.ts';
 import { testConfig } from './env.ts';
 
 export interface TestListener {
   url: string;
   deps: Deps;
+  /** The live stream (GET /api/stream) attached to this listener's server. */
+  stream: LiveStream;
   close(): Promise<void>;
 }
 
@@ -38,10 +41,13 @@ export async function startListener(
   const server = createApp(deps).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
+  const stream = attachStream(server, deps);
   return {
     url: `http://127.0.0.1:${port}`,
     deps,
+    stream,
     async close() {
+      await stream.close();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await db.destroy();

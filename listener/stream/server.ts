@@ -1,0 +1,170 @@
+import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { beatStreams, deleteStaleStreams, endStream, liveTokenHashes } from '../../common/db/presence.ts';
+import { isUnavailableError } from '../../common/errors.ts';
+import { every } from '../../common/periodic.ts';
+import { topology } from '../../common/queue/topology.ts';
+import type { Deps } from '../deps.ts';
+import { bearerToken, identify } from '../middleware/auth.ts';
+import { clientIpResolver } from '../middleware/client-ip.ts';
+import { StreamConnection } from './connection.ts';
+import { CLOSE, MAX_CLIENT_FRAME_BYTES } from './frames.ts';
+import { LiveBus } from './live-bus.ts';
+
+export const STREAM_PATH = '/api/stream';
+
+export interface LiveStream {
+  /** Authenticated sockets on this listener. */
+  readonly size: number;
+  /** Stops accepting, closes every socket (1001) and removes their presence rows. */
+  close(): Promise<void>;
+}
+
+/** Answers an upgrade we refuse with the API's JSON error body instead of switching protocols. */
+function refuse(socket: Duplex, status: number, error: string, message: string): void {
+  const body = JSON.stringify({ error, message });
+  const extra = status === 503 ? 'Retry-After: 1\r\n' : '';
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * The live stream on this listener's HTTP server: WebSocket upgrades of GET /api/stream, wake-ups
+ * from RabbitMQ (see LiveBus), ping/pong dead-peer detection and the presence heartbeat. Kept out
+ * of createApp: Koa never sees upgrade requests.
+ */
+export function attachStream(server: Server, deps: Deps): LiveStream {
+  const { config, db } = deps;
+  const log = deps.log.child({ component: 'stream' });
+  const clientIp = clientIpResolver(config.TRUSTED_PROXIES);
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_CLIENT_FRAME_BYTES,
+    perMessageDeflate: false,
+  });
+  const all = new Set<StreamConnection>();
+  const byDevice = new Map<string, Set<StreamConnection>>();
+  let closing = false;
+
+  const bus = new LiveBus({
+    url: config.AMQP_URL,
+    exchange: topology(config).live,
+    log,
+    onWake: (deviceId) => {
+      for (const c of byDevice.get(deviceId) ?? []) c.wake();
+    },
+    onConnected: () => {
+      for (const c of all) c.wake();
+    },
+  });
+  bus.start();
+
+  const hooks = {
+    async opened(conn: StreamConnection) {
+      const id = conn.identity;
+      if (!id) return;
+      const set = byDevice.get(id.deviceId) ?? new Set();
+      byDevice.set(id.deviceId, set.add(conn));
+      const bound = bus.add(id.deviceId);
+      await beatStreams(db, config.INSTANCE_ID, [
+        { streamId: conn.id, deviceId: id.deviceId, userId: id.userId },
+      ]);
+      // Closed while the row was being written: the close hook's delete may have run first.
+      if (!conn.open) await endStream(db, conn.id);
+      await bound;
+    },
+    closed(conn: StreamConnection) {
+      all.delete(conn);
+      const id = conn.identity;
+      if (!id) return;
+      const set = byDevice.get(id.deviceId);
+      set?.delete(conn);
+      if (set?.size === 0) byDevice.delete(id.deviceId);
+      bus.remove(id.deviceId);
+      // If this fails the row stops beating and expires like a killed listener's.
+      endStream(db, conn.id).catch((err: unknown) => log.warn({ err }, 'presence row not removed'));
+    },
+  };
+
+  async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => {}); // a peer resetting mid-handshake is not our error
+    const path = (req.url ?? '/').split('?')[0]?.replace(/\/+$/, '') ?? '';
+    if (path !== STREAM_PATH) return refuse(socket, 404, 'not_found', `no upgrade on ${path || '/'}`);
+    if (req.method !== 'GET') return refuse(socket, 405, 'method_not_allowed', 'use GET');
+    if (req.headers.upgrade?.toLowerCase() !== 'websocket')
+      return refuse(socket, 400, 'invalid_request', 'only WebSocket upgrades are accepted');
+    if (closing) return refuse(socket, 503, 'unavailable', 'shutting down, reconnect');
+    const client = {
+      ip: clientIp(req.socket.remoteAddress, String(req.headers['x-forwarded-for'] ?? '')),
+      userAgent: req.headers['user-agent'] ?? null,
+    };
+    let identity = null;
+    if (req.headers.authorization !== undefined) {
+      try {
+        identity = await identify(deps, bearerToken(req.headers.authorization), client);
+      } catch (err) {
+        if (isUnavailableError(err))
+          return refuse(socket, 503, 'unavailable', 'a backing service is unavailable');
+        log.error({ err }, 'stream upgrade failed');
+        return refuse(socket, 500, 'internal_error', 'internal error');
+      }
+      if (!identity) return refuse(socket, 401, 'unauthorized', 'missing, invalid or expired token');
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const conn = new StreamConnection(ws, deps, hooks, client);
+      if (closing) return conn.close(CLOSE.goingAway, 'server shutting down');
+      all.add(conn);
+      conn.start(identity);
+    });
+  }
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void onUpgrade(req, socket, head);
+  server.on('upgrade', upgrade);
+
+  const pinger = setInterval(() => {
+    for (const c of all) c.ping();
+  }, config.STREAM_PING_INTERVAL_MS);
+  pinger.unref();
+
+  const heartbeat = every(config.PRESENCE_HEARTBEAT_MS, 'presence', log, async () => {
+    const open = [...all].filter((c) => c.identity && c.open);
+    await beatStreams(
+      db,
+      config.INSTANCE_ID,
+      open.map((c) => ({
+        streamId: c.id,
+        deviceId: c.identity?.deviceId ?? '',
+        userId: c.identity?.userId ?? '',
+      })),
+    );
+    await deleteStaleStreams(db, config.PRESENCE_EXPIRY_MS);
+    // Logging out, deleting the device or the account ends the session: end its streams too.
+    const live = await liveTokenHashes(
+      db,
+      open.map((c) => c.identity?.tokenHash ?? Buffer.alloc(0)),
+    );
+    for (const c of open) {
+      if (!live.has(c.identity?.tokenHash.toString('hex') ?? ''))
+        c.close(CLOSE.unauthorized, 'session ended');
+    }
+  });
+
+  return {
+    get size() {
+      return [...all].filter((c) => c.identity).length;
+    },
+    async close() {
+      closing = true;
+      server.off('upgrade', upgrade);
+      clearInterval(pinger);
+      const ids = [...all].map((c) => c.id);
+      for (const c of all) c.close(CLOSE.goingAway, 'server shutting down');
+      await heartbeat.stop();
+      await Promise.all(ids.map((id) => endStream(db, id).catch(() => {})));
+      await bus.close();
+      wss.close();
+    },
+  };
+}

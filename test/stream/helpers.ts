@@ -1,0 +1,125 @@
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
+import { createLogger } from '../../common/log.ts';
+import { type Broker, connectBroker } from '../../common/queue/broker.ts';
+import { type OutboxRelay, startOutboxRelay } from '../../common/queue/relay.ts';
+import { testConfig } from '../helpers/env.ts';
+import type { Call } from '../helpers/http.ts';
+import { startListener, type TestListener } from '../helpers/listener.ts';
+import { type Device, envelopesFor, keyOf } from '../helpers/people.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary event JSON and assert on it
+export type Ev = any;
+
+/** Fast heartbeats, pings and expiry so presence and dead-peer tests finish in seconds. */
+export const FAST: Record<string, string> = {
+  PRESENCE_HEARTBEAT_MS: '200',
+  PRESENCE_EXPIRY_MS: '1500',
+  STREAM_PING_INTERVAL_MS: '300',
+  STREAM_AUTH_TIMEOUT_MS: '500',
+  OUTBOX_SWEEP_MS: '200',
+};
+
+export interface RelayedListener extends TestListener {
+  relay: OutboxRelay;
+}
+
+/**
+ * An in-process listener with the outbox relay running (as listener/main.ts runs it), so sends
+ * reach RabbitMQ and from there the live exchange that every listener's stream binds to.
+ */
+export async function startRelayedListener(overrides: Record<string, string> = {}): Promise<RelayedListener> {
+  const config = testConfig({ ...FAST, ...overrides });
+  const log = createLogger(config.LOG_LEVEL, 'relay-test');
+  const broker: Broker = await connectBroker(config, log);
+  let relay: OutboxRelay | undefined;
+  const listener = await startListener({ ...FAST, ...overrides }, { outboxWritten: () => relay?.kick() });
+  relay = startOutboxRelay({
+    db: listener.deps.db,
+    broker,
+    log,
+    batchSize: config.OUTBOX_BATCH_SIZE,
+    sweepMs: config.OUTBOX_SWEEP_MS,
+  });
+  const started = relay;
+  return {
+    ...listener,
+    relay: started,
+    async close() {
+      await started.stop();
+      await listener.close();
+      await broker.close();
+    },
+  };
+}
+
+/** Polls `check` until it returns true; fails after `ms` (a bound, not a timing assertion). */
+export async function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 10_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for: ${what}`);
+}
+
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+/** A test client socket that records every frame and how it closed. */
+export class StreamClient {
+  readonly ws: WebSocket;
+  readonly frames: Ev[] = [];
+  readonly closed: Promise<Closed>;
+  readonly opened: Promise<void>;
+
+  constructor(baseUrl: string, opts: { token?: string; headers?: Record<string, string> } = {}) {
+    const headers: Record<string, string> = { ...opts.headers };
+    if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+    this.ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/api/stream`, { headers });
+    this.ws.on('message', (data) => this.frames.push(JSON.parse(String(data))));
+    this.ws.on('error', () => {});
+    this.closed = new Promise((resolve) =>
+      this.ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+    this.opened = once(this.ws, 'open').then(() => undefined);
+  }
+
+  get events(): Ev[] {
+    return this.frames.filter((f) => f.type === 'event').map((f) => f.event);
+  }
+
+  /** Waits until at least `n` events arrived and returns them all. */
+  async waitEvents(n: number, ms = 10_000): Promise<Ev[]> {
+    await eventually(`${n} stream events (have ${this.events.length})`, () => this.events.length >= n, ms);
+    return this.events;
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  close(): Promise<Closed> {
+    this.ws.close();
+    return this.closed;
+  }
+}
+
+/** Sends `text` from `from` to `to`'s devices (and `from`'s other devices given), expecting 201. */
+export async function sendText(call: Call, from: Device, to: Device[], text: string): Promise<string> {
+  const res = await call('POST', '/api/messages', {
+    token: from.token,
+    body: { to: to[0]?.username, envelopes: envelopesFor(from, to.map(keyOf), text) },
+  });
+  if (res.status !== 201) throw new Error(`send failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.message_id as string;
+}
+
+export async function presence(call: Call, asker: Device, users: string[]): Promise<string[]> {
+  const res = await call('GET', `/api/presence?users=${users.join(',')}`, { token: asker.token });
+  if (res.status !== 200) throw new Error(`presence failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.online as string[];
+}

@@ -50,7 +50,7 @@ export class StreamConnection {
     this.deps = deps;
     this.hooks = hooks;
     this.client = client;
-    this.log = deps.log.child({ stream_id: this.id });
+    this.log = deps.log.child({ stream_id: this.id, client_ip: client.ip });
     ws.on('pong', () => {
       this.alive = true;
     });

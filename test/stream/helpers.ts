@@ -75,17 +75,34 @@ export class StreamClient {
   readonly frames: Ev[] = [];
   readonly closed: Promise<Closed>;
   readonly opened: Promise<void>;
+  /** Set when the upgrade was answered with a plain HTTP response instead (status and body). */
+  refusal: { status: number; body: string } | undefined;
 
-  constructor(baseUrl: string, opts: { token?: string; headers?: Record<string, string> } = {}) {
+  constructor(
+    baseUrl: string,
+    opts: { token?: string; headers?: Record<string, string>; ca?: Buffer; localAddress?: string } = {},
+  ) {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
-    this.ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/api/stream`, { headers });
+    // Through nginx: wss with the stack's own certificate (issued for localhost).
+    const tls = opts.ca ? { ca: opts.ca, servername: 'localhost' } : {};
+    const local = opts.localAddress ? { localAddress: opts.localAddress } : {};
+    this.ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/api/stream`, { headers, ...tls, ...local });
     this.ws.on('message', (data) => this.frames.push(JSON.parse(String(data))));
     this.ws.on('error', () => {});
+    this.ws.on('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        this.refusal = { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() };
+        this.ws.terminate();
+      });
+    });
     this.closed = new Promise((resolve) =>
       this.ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
     );
     this.opened = once(this.ws, 'open').then(() => undefined);
+    this.opened.catch(() => {}); // a refused upgrade rejects it; only tests that await it care
   }
 
   get events(): Ev[] {

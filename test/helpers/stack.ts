@@ -37,7 +37,8 @@ export async function startTestStack(
   opts: Partial<StackOptions> & { envOverrides?: Record<string, string> } = {},
 ): Promise<TestStack> {
   const { envOverrides = {}, ...rest } = opts;
-  const env = testEnv(envOverrides);
+  // Processes log to files in their run dir; info level shows readiness lines (senders are waited on by theirs).
+  const env = testEnv({ LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info', ...envOverrides });
   try {
     await ensureSigningKey(testConfig(envOverrides).SIGNING_KEY_FILE);
   } catch (err) {
@@ -49,7 +50,7 @@ export async function startTestStack(
   const ca = readFileSync(stack.certFile);
   const agents: Agent[] = [];
   const callFrom = (ip: string): Call => {
-    const agent = new Agent({ localAddress: ip, connect: { ca, servername: 'localhost' } });
+    const agent = new Agent({ localAddress: ip, connections: 8, connect: { ca, servername: 'localhost' } });
     agents.push(agent);
     return client(stack.url, agent);
   };

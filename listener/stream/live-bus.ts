@@ -4,10 +4,17 @@ import type { Logger } from '../../common/log.ts';
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 10_000;
 
+/** AMQP heartbeats notice a silently dead broker in ~2 beats instead of the server's 60 s default. */
+function withHeartbeat(url: string): string {
+  return /[?&]heartbeat=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}heartbeat=15`;
+}
+
 export interface LiveBusOptions {
   url: string;
   /** The live topic exchange (`topology(config).live`); see the contract in common/queue/messages.ts. */
   exchange: string;
+  /** Shown by the broker (`rabbitmqctl list_connections client_properties`), e.g. `live host:pid`. */
+  name: string;
   log: Logger;
   /** A wake-up for a device with a socket on this listener: something new may be in its inbox. */
   onWake(deviceId: string): void;
@@ -94,7 +101,10 @@ export class LiveBus {
     this.connecting = true;
     let model: ChannelModel | undefined;
     try {
-      model = await amqp.connect(this.opts.url, { timeout: 5_000 });
+      model = await amqp.connect(withHeartbeat(this.opts.url), {
+        timeout: 5_000,
+        clientProperties: { connection_name: this.opts.name },
+      });
       const m = model;
       m.on('error', () => {}); // 'close' follows and carries the handling
       m.on('close', () => this.drop(m));

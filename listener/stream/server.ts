@@ -52,6 +52,7 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
   const bus = new LiveBus({
     url: config.AMQP_URL,
     exchange: topology(config).live,
+    name: `live ${config.INSTANCE_ID}`,
     log,
     onWake: (deviceId) => {
       for (const c of byDevice.get(deviceId) ?? []) c.wake();

@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { createLogger } from '../../common/log.ts';
 import { type Broker, connectBroker } from '../../common/queue/broker.ts';
@@ -139,4 +141,21 @@ export async function presence(call: Call, asker: Device, users: string[]): Prom
   const res = await call('GET', `/api/presence?users=${users.join(',')}`, { token: asker.token });
   if (res.status !== 200) throw new Error(`presence failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.online as string[];
+}
+
+const run = promisify(execFile);
+
+/** Has RabbitMQ itself close the AMQP connection named `name` (a real broker-side drop). Returns how many. */
+export async function dropBrokerConnection(name: string): Promise<number> {
+  const { stdout } = await run('rabbitmqctl', ['list_connections', '-q', 'pid', 'client_properties'], {
+    timeout: 30_000,
+  });
+  const pids = stdout
+    .split('\n')
+    .filter((line) => line.includes(`{"connection_name","${name}"}`))
+    .map((line) => line.split('\t')[0] ?? '');
+  for (const pid of pids) {
+    await run('rabbitmqctl', ['close_connection', pid, 'test: dropping the live bus'], { timeout: 30_000 });
+  }
+  return pids.length;
 }

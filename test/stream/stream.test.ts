@@ -3,7 +3,14 @@ import { expect } from 'chai';
 import WebSocket from 'ws';
 import { client } from '../helpers/http.ts';
 import { decrypt, person } from '../helpers/people.ts';
-import { eventually, type RelayedListener, StreamClient, sendText, startRelayedListener } from './helpers.ts';
+import {
+  dropBrokerConnection,
+  eventually,
+  type RelayedListener,
+  StreamClient,
+  sendText,
+  startRelayedListener,
+} from './helpers.ts';
 
 describe('live stream across two listeners', () => {
   let a: RelayedListener;
@@ -58,6 +65,22 @@ describe('live stream across two listeners', () => {
     const events = await s.waitEvents(2);
     expect(events.map((e) => decrypt(bob, e))).to.deep.equal(['live hello', 'second']);
     expect(events[1].seq).to.be.greaterThan(events[0].seq);
+  });
+
+  it("when RabbitMQ drops listener B's live connection, then B reconnects, re-binds and its socket gets what was sent meanwhile", async function () {
+    this.timeout(60_000);
+    const [alice] = await person(callA);
+    const [bob] = await person(callA);
+    if (!alice || !bob) throw new Error('setup');
+    const s = open(b.url, { token: bob.token });
+    await s.opened;
+    await eventually('socket registered on B', () => b.stream.size > 0);
+    expect(await dropBrokerConnection('live stream-test-b')).to.equal(1);
+    // Published while B has no queue: this wake-up is lost; the re-read after reconnecting finds it.
+    await sendText(callA, alice, [bob], 'during the outage');
+    expect(decrypt(bob, (await s.waitEvents(1, 20_000))[0])).to.equal('during the outage');
+    await sendText(callA, alice, [bob], 'after the outage');
+    expect(decrypt(bob, (await s.waitEvents(2))[1])).to.equal('after the outage');
   });
 
   it('when the client acks over the socket, then pull is empty', async () => {

@@ -54,6 +54,8 @@ export const fileRoutes = [
       try {
         await store.write(id, measured(ctx, max, seen));
         if (seen.size === 0) throw badRequest('the file is empty', [{ field: 'body', problem: 'empty' }]);
+        // A body cut short (client gone) must never be stored as a complete file.
+        if (declared && seen.size !== Number(declared)) throw badRequest('the upload ended early');
       } catch (err) {
         ctx.set('Connection', 'close');
         await discardFile(db, id);

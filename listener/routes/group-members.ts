@@ -17,6 +17,7 @@ async function announce(ctx: Ctx, trx: Tx, groupId: string, users: string[]): Pr
     trx,
     fanOut(devices, groupUpdated(ctx.state.auth, groupId)),
     ctx.deps.config.INBOX_TTL_DAYS,
+    ctx.state.requestId,
   );
 }
 

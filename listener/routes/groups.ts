@@ -119,7 +119,12 @@ export const groupRoutes = [
         await insertGroup(trx, { id, name: body.name, is_public: body.is_public ?? false });
         await addMembers(trx, id, members);
         const devices = await devicesOf(trx, members);
-        await appendEvents(trx, fanOut(devices, groupUpdated(auth, id)), config.INBOX_TTL_DAYS);
+        await appendEvents(
+          trx,
+          fanOut(devices, groupUpdated(auth, id)),
+          config.INBOX_TTL_DAYS,
+          ctx.state.requestId,
+        );
       });
       ctx.deps.outboxWritten();
       ctx.state.log.info({ group_id: id, members: new Set(members).size }, 'group created');

@@ -76,7 +76,7 @@ export const messageChangeRoutes = [
             file_ids: fileIds,
           },
         }));
-        await appendEvents(trx, events, ctx.deps.config.INBOX_TTL_DAYS);
+        await appendEvents(trx, events, ctx.deps.config.INBOX_TTL_DAYS, ctx.state.requestId);
         return { message_id: m.id, sent_at: m.sent_at.toISOString(), edited_at: editedAt };
       });
       ctx.deps.outboxWritten();
@@ -121,7 +121,7 @@ export const messageChangeRoutes = [
           ciphertext: null,
           file_ids: [],
         };
-        await appendEvents(trx, fanOut(devices, event), ctx.deps.config.INBOX_TTL_DAYS);
+        await appendEvents(trx, fanOut(devices, event), ctx.deps.config.INBOX_TTL_DAYS, ctx.state.requestId);
         ctx.state.log.info({ msg_id: m.id, dropped }, 'message deleted');
       });
       ctx.deps.outboxWritten();
@@ -160,7 +160,7 @@ export const messageChangeRoutes = [
           file_ids: [],
           receipt: body.type,
         };
-        await appendEvents(trx, fanOut(devices, event), ctx.deps.config.INBOX_TTL_DAYS);
+        await appendEvents(trx, fanOut(devices, event), ctx.deps.config.INBOX_TTL_DAYS, ctx.state.requestId);
       });
       ctx.deps.outboxWritten();
       ctx.status = 204;

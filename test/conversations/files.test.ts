@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import nacl from 'tweetnacl';
@@ -8,7 +10,7 @@ import { collectFiles } from '../../listener/jobs/file-gc.ts';
 import { client } from '../helpers/http.ts';
 import { startListener, type TestListener } from '../helpers/listener.ts';
 import { type Device, decrypt, envelopesFor, keyOf, person } from '../helpers/people.ts';
-import { isolatedDatabase } from '../helpers/sender.ts';
+import { eventually, isolatedDatabase } from '../helpers/sender.ts';
 import { drain, groupTargets } from './helpers.ts';
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64');
@@ -211,6 +213,27 @@ describe('encrypted files', () => {
     } finally {
       await small.close();
     }
+  });
+
+  it('when the client goes away mid-upload, then the partial file is not kept', async () => {
+    const [a1] = await person(call, 1);
+    if (!a1) throw new Error('setup');
+    const { port } = new URL(listener.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(
+      `POST /api/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${a1.token}\r\n` +
+        'Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n',
+    );
+    socket.write(randomBytes(300 * 1024));
+    await eventually(async () => (await storedFiles(a1.userId)).chunks === 1, 10_000, 'first chunk stored');
+    socket.destroy();
+    await eventually(
+      async () => (await storedFiles(a1.userId)).files === 0,
+      10_000,
+      'partial upload dropped',
+    );
+    expect(await storedFiles(a1.userId)).to.deep.equal({ files: 0, chunks: 0 });
   });
 
   it('when the body is not application/octet-stream, empty, or unauthenticated, then 415/400/401 and nothing is stored', async () => {

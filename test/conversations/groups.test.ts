@@ -140,6 +140,30 @@ describe('groups', () => {
     expect(decrypt(a2, (await drain(call, a2))[0])).to.equal('after');
   });
 
+  it('when a member is removed while sending, then their message is either ordered before the removal or refused', async () => {
+    const [[a1], [b1]] = (await people(2, 1)) as [Device[], Device[]];
+    if (!a1 || !b1) throw new Error('setup');
+    for (let round = 0; round < 8; round++) {
+      const groupId = await createGroup(a1, [b1]);
+      const targets = await groupTargets(call, b1, groupId);
+      await drain(call, a1);
+      const [sent, removed] = await Promise.all([
+        call('POST', '/api/messages', {
+          token: b1.token,
+          body: { group_id: groupId, envelopes: envelopesFor(b1, targets, `round ${round}`) },
+        }),
+        call('DELETE', `/api/groups/${groupId}/members/${b1.userId}`, { token: a1.token }),
+      ]);
+      expect(removed.status).to.equal(204);
+      expect([201, 404]).to.include(sent.status);
+      const events = await drain(call, a1);
+      const removal = events.find((e) => e.type === 'group.updated');
+      const message = events.find((e) => e.type === 'message');
+      if (sent.status === 201) expect(message.seq).to.be.below(removal.seq);
+      else expect(message).to.equal(undefined);
+    }
+  });
+
   it('when the owner leaves, then the oldest remaining member owns the group, and when the last member leaves, the group is gone', async () => {
     const [[a1], [b1], [c1]] = (await people(3, 1)) as [Device[], Device[], Device[]];
     if (!a1 || !b1 || !c1) throw new Error('setup');

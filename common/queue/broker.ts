@@ -36,6 +36,8 @@ export interface Broker {
   consume(queue: string, prefetch: number, handler: Handler): Consumer;
   /** Readiness probe: throws while the connection is down. */
   ready(): Promise<void>;
+  /** Messages ready in each queue (metrics); a queue that does not exist counts 0. */
+  queueDepths(queues: string[]): Promise<Record<string, number>>;
   close(): Promise<void>;
 }
 
@@ -71,7 +73,7 @@ export async function connectBroker(config: Config, log: Logger): Promise<Broker
   const consumers = new Set<(model: ChannelModel) => void>();
 
   const conn = await amqp.connect(withHeartbeat(config.AMQP_URL), {
-    clientProperties: { connection_name: `messenger ${process.pid}` },
+    clientProperties: { connection_name: `${config.AMQP_PREFIX} ${process.pid}` },
     recovery: {
       initialDelay: 200,
       maxDelay: 5_000,
@@ -192,6 +194,23 @@ export async function connectBroker(config: Config, log: Logger): Promise<Broker
 
     async ready() {
       if (!current) throw new Error('rabbitmq is not connected');
+    },
+
+    async queueDepths(queues) {
+      const model = current;
+      if (!model) throw new Error('rabbitmq is not connected');
+      const depths: Record<string, number> = {};
+      for (const q of queues) {
+        // checkQueue on a missing queue closes its channel (404): one short-lived channel per queue.
+        const ch = await model.createChannel();
+        ch.on('error', () => {});
+        depths[q] = await ch.checkQueue(q).then(
+          (ok) => ok.messageCount,
+          () => 0,
+        );
+        await ch.close().catch(() => {});
+      }
+      return depths;
     },
 
     async close() {

@@ -177,11 +177,11 @@ export async function eventually<T>(
   check: () => Promise<T>,
   timeoutMs = 15_000,
   what = 'condition',
-): Promise<T> {
+): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value;
+    if (value) return value as Exclude<T, false | null | undefined | 0 | ''>;
     if (Date.now() > deadline) throw new Error(`${what} not reached in ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }

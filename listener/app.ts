@@ -20,6 +20,8 @@ export function createApp(deps: Deps): Koa<AppState, { deps: Deps }> {
     const given = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(given) ? given : randomUUID();
     ctx.set('X-Request-Id', requestId);
+    // Which listener answered (behind nginx's least_conn): for operators and the edge tests.
+    ctx.set('X-Served-By', deps.config.INSTANCE_ID);
     ctx.state.requestId = requestId;
     ctx.state.clientIp = clientIp(ctx.req.socket.remoteAddress, ctx.get('x-forwarded-for'));
     ctx.state.log = deps.log.child({ req_id: requestId });

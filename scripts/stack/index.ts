@@ -89,10 +89,11 @@ async function ports(n: number, base: number): Promise<number[]> {
   return out;
 }
 
-/** Makes the self-signed pair when absent (a user-provided pair is kept). */
-export async function ensureCert(certFile: string, keyFile: string): Promise<void> {
-  if (existsSync(certFile) && existsSync(keyFile)) return;
+/** Makes the self-signed pair when absent (a user-provided pair is kept); true when it made one. */
+export async function ensureCert(certFile: string, keyFile: string): Promise<boolean> {
+  if (existsSync(certFile) && existsSync(keyFile)) return false;
   await execFileP('bash', [join(ROOT, 'scripts/make-cert.sh'), certFile, keyFile]);
+  return true;
 }
 
 async function answers(url: string, dispatcher?: Agent): Promise<boolean> {

@@ -1,0 +1,91 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { loadConfig } from '../common/config.ts';
+import { ensureSigningKey } from '../common/crypto/signing-key.ts';
+import { createDb, migrateLatest } from '../common/db/index.ts';
+import { ensureCert, startStack } from './stack/index.ts';
+import { alive } from './stack/processes.ts';
+import { ensureDatabase, ensurePostgres, ensureRabbit, type ServicesState } from './stack/services.ts';
+
+// `npm run stack`: the whole pipeline on this machine, no Docker. `npm run stack:stop` undoes it.
+const config = loadConfig();
+const runDir = resolve(config.STACK_RUN_DIR);
+const log = (m: string) => console.log(`[stack] ${m}`);
+
+const manifest = join(runDir, 'stack.json');
+if (existsSync(manifest)) {
+  const running = JSON.parse(await readFile(manifest, 'utf8')) as { url: string; nginx: number };
+  if (alive(running.nginx)) {
+    console.error(`a stack is already running at ${running.url} (npm run stack:stop first)`);
+    process.exit(1);
+  }
+}
+
+try {
+  const state: ServicesState = {};
+  const servicesFile = join(runDir, 'services.json');
+  const previous: ServicesState = existsSync(servicesFile)
+    ? JSON.parse(await readFile(servicesFile, 'utf8'))
+    : {};
+  await mkdir(runDir, { recursive: true });
+  const remember = () =>
+    // Keep "started" from an earlier run whose stop has not happened yet.
+    writeFile(
+      servicesFile,
+      `${JSON.stringify({
+        postgres: previous.postgres?.started ? previous.postgres : state.postgres,
+        rabbitmq: previous.rabbitmq?.started ? previous.rabbitmq : state.rabbitmq,
+      })}\n`,
+    );
+  state.postgres = await ensurePostgres(config.DATABASE_URL, log);
+  await remember();
+  state.rabbitmq = await ensureRabbit(config.AMQP_URL, log);
+  await remember();
+  await ensureDatabase(config.DATABASE_URL, log);
+
+  if (await ensureCert(config.TLS_CERT_FILE, config.TLS_KEY_FILE)) {
+    log(`created a self-signed certificate ${config.TLS_CERT_FILE}`);
+  }
+  if (await ensureSigningKey(config.SIGNING_KEY_FILE)) log(`created signing key ${config.SIGNING_KEY_FILE}`);
+  const db = createDb(config.DATABASE_URL, 1);
+  try {
+    const applied = await migrateLatest(db);
+    log(applied.length ? `migrated: ${applied.join(', ')}` : 'database is up to date');
+  } finally {
+    await db.destroy();
+  }
+
+  const stack = await startStack({
+    runDir,
+    listeners: config.LISTENERS,
+    senders: config.SENDERS,
+    httpsHost: config.HTTPS_HOST,
+    httpsPort: config.HTTPS_PORT,
+    listenerBasePort: config.LISTENER_BASE_PORT,
+    metricsBasePort: config.METRICS_BASE_PORT,
+    certFile: config.TLS_CERT_FILE,
+    keyFile: config.TLS_KEY_FILE,
+    nginxBin: config.NGINX_BIN,
+    limits: {
+      ratePerSecond: config.RATE_LIMIT_PER_SECOND,
+      burst: config.RATE_LIMIT_BURST,
+      authPerMinute: config.AUTH_RATE_LIMIT_PER_MINUTE,
+      authBurst: config.AUTH_RATE_LIMIT_BURST,
+      streamConnections: config.STREAM_CONNECTIONS_PER_IP,
+    },
+    log,
+  });
+  for (const p of [...stack.listeners, ...stack.senders]) {
+    log(`${p.name}: pid ${p.pid}${p.port ? `, port ${p.port}` : ''}, metrics ${p.metricsPort}`);
+  }
+  log(`nginx: pid ${stack.nginxPid}; logs in ${join(runDir, 'logs')}`);
+  console.log(
+    `\nmessenger is up: ${stack.url}/api  (self-signed unless cert/ holds yours; stop: npm run stack:stop)`,
+  );
+  await stack.dispatcher.close();
+  process.exit(0);
+} catch (err) {
+  console.error(`[stack] failed: ${(err as Error).message}`);
+  process.exit(1);
+}

@@ -1,0 +1,116 @@
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import amqp from 'amqplib';
+import pg from 'pg';
+
+const run = promisify(execFile);
+
+/** What `npm run stack` found running or started; stack:stop stops only what it started. */
+export interface ServicesState {
+  postgres?: { started: boolean; version?: string };
+  rabbitmq?: { started: boolean };
+}
+
+const isLocal = (host: string) => ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
+
+async function pgReachable(url: string): Promise<boolean> {
+  const admin = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  try {
+    await admin.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await admin.end().catch(() => {});
+  }
+}
+
+async function amqpReachable(url: string): Promise<boolean> {
+  try {
+    const conn = await amqp.connect(url, { timeout: 2_000 });
+    await conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not come up within ${timeoutMs / 1000} s`);
+    await sleep(500);
+  }
+}
+
+function adminUrl(databaseUrl: string): string {
+  return Object.assign(new URL(databaseUrl), { pathname: '/postgres' }).href;
+}
+
+/** The newest local cluster version under /etc/postgresql (Debian layout). */
+function localPgVersion(): string {
+  const versions = readdirSync('/etc/postgresql').sort((a, b) => Number(b) - Number(a));
+  if (!versions[0]) throw new Error('no PostgreSQL cluster under /etc/postgresql');
+  return versions[0];
+}
+
+/** Reuses a reachable PostgreSQL, or starts the local Debian cluster when the URL is local. */
+export async function ensurePostgres(
+  databaseUrl: string,
+  log: (m: string) => void,
+): Promise<NonNullable<ServicesState['postgres']>> {
+  if (await pgReachable(adminUrl(databaseUrl))) return { started: false };
+  const host = new URL(databaseUrl).hostname;
+  if (!isLocal(host)) throw new Error(`PostgreSQL at ${host} is unreachable (not local: not starting it)`);
+  const version = localPgVersion();
+  log(`starting PostgreSQL ${version}`);
+  await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start']);
+  await until('PostgreSQL', () => pgReachable(adminUrl(databaseUrl)), 60_000);
+  return { started: true, version };
+}
+
+/** Creates the database named in the URL when it is missing. */
+export async function ensureDatabase(databaseUrl: string, log: (m: string) => void): Promise<void> {
+  const name = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  const admin = new pg.Client({ connectionString: adminUrl(databaseUrl) });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (!rowCount) {
+      await admin.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+      log(`created database ${name}`);
+    }
+  } finally {
+    await admin.end();
+  }
+}
+
+/** Reuses a reachable RabbitMQ, or starts the local one detached. */
+export async function ensureRabbit(
+  amqpUrl: string,
+  log: (m: string) => void,
+): Promise<NonNullable<ServicesState['rabbitmq']>> {
+  if (await amqpReachable(amqpUrl)) return { started: false };
+  const host = new URL(amqpUrl).hostname;
+  if (!isLocal(host)) throw new Error(`RabbitMQ at ${host} is unreachable (not local: not starting it)`);
+  log('starting RabbitMQ');
+  await run('rabbitmq-server', ['-detached']);
+  await until('RabbitMQ', () => amqpReachable(amqpUrl), 120_000);
+  return { started: true };
+}
+
+/** Stops the services this stack started (never ones it found running). */
+export async function stopServices(state: ServicesState, log: (m: string) => void): Promise<void> {
+  if (state.rabbitmq?.started) {
+    await run('rabbitmqctl', ['stop']).catch((err) => log(`rabbitmqctl stop: ${err.message}`));
+    log('stopped RabbitMQ');
+  }
+  if (state.postgres?.started && state.postgres.version) {
+    await run('pg_ctlcluster', ['--skip-systemctl-redirect', state.postgres.version, 'main', 'stop']).catch(
+      (err) => log(`pg_ctlcluster stop: ${err.message}`),
+    );
+    log('stopped PostgreSQL');
+  }
+}

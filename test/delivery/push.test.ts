@@ -154,4 +154,18 @@ describe('push delivery', () => {
     expect(bySeq.map((e) => e.message_id)).to.deep.equal(ids);
     expect(bySeq.map((e) => decrypt(back, e))).to.deep.equal(['while', 'you', 'were', 'away']);
   });
+
+  it('when a device without an address sets one, then what was queued meanwhile is pushed', async () => {
+    sink = await startSink();
+    const { from, to } = await pair(stack.call, null);
+    const ids = [await send(stack.call, from, to, 'one'), await send(stack.call, from, to, 'two')];
+    const patch = await stack.call('PATCH', '/api/devices/current', {
+      token: to.token,
+      body: { user_address: `${sink.url}/new` },
+    });
+    expect(patch.status).to.equal(200);
+    const reqs = await sink.waitFor((r) => new Set(r.map((q) => q.headers['webhook-id'])).size >= 2);
+    expect([...new Set(reqs.map((r) => r.json().message_id))].sort()).to.deep.equal([...ids].sort());
+    expect(reqs.every((r) => r.path === '/new')).to.equal(true);
+  });
 });

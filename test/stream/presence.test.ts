@@ -1,5 +1,8 @@
 import { expect } from 'chai';
+import { createDb } from '../../common/db/index.ts';
+import { testConfig } from '../helpers/env.ts';
 import { client } from '../helpers/http.ts';
+import { startListener } from '../helpers/listener.ts';
 import { person, uniqueName } from '../helpers/people.ts';
 import {
   eventually,
@@ -115,5 +118,29 @@ describe('presence and socket hygiene', () => {
     expect((await call('GET', `/api/presence?users=${hundred}`, { token: alice.token })).body).to.deep.equal({
       online: [],
     });
+  });
+});
+
+describe('stream shutdown', () => {
+  it('when a listener shuts down gracefully, then its sockets get 1001 and their presence rows go at once', async () => {
+    const db = createDb(testConfig().DATABASE_URL, 1);
+    const listener = await startListener({ INSTANCE_ID: 'graceful-test' });
+    let closed = false;
+    try {
+      const [bob] = await person(client(listener.url));
+      if (!bob) throw new Error('setup');
+      const s = new StreamClient(listener.url, { token: bob.token });
+      const rows = () =>
+        db('stream_presence').where({ device_id: bob.deviceId }).count<{ n: string }[]>('* as n');
+      await eventually('presence row written', async () => Number((await rows())[0]?.n) === 1);
+      closed = true;
+      await listener.close();
+      expect(await s.closed).to.deep.equal({ code: 1001, reason: 'server shutting down' });
+      // Expiry is 30 s here: only the shutdown itself can have removed the row.
+      expect(Number((await rows())[0]?.n)).to.equal(0);
+    } finally {
+      if (!closed) await listener.close();
+      await db.destroy();
+    }
   });
 });

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { expect } from 'chai';
 import WebSocket from 'ws';
 import { client } from '../helpers/http.ts';
-import { decrypt, person } from '../helpers/people.ts';
+import { decrypt, envelopesFor, keyOf, person } from '../helpers/people.ts';
 import {
   dropBrokerConnection,
   eventually,
@@ -81,6 +81,47 @@ describe('live stream across two listeners', () => {
     expect(decrypt(bob, (await s.waitEvents(1, 20_000))[0])).to.equal('during the outage');
     await sendText(callA, alice, [bob], 'after the outage');
     expect(decrypt(bob, (await s.waitEvents(2))[1])).to.equal('after the outage');
+  });
+
+  it('when a message is edited, receipted and deleted and a group is made, then every event type arrives on the stream', async () => {
+    const [alice] = await person(callA);
+    const [bob] = await person(callA);
+    if (!alice || !bob) throw new Error('setup');
+    const bobS = open(b.url, { token: bob.token });
+    const aliceS = open(a.url, { token: alice.token });
+    await Promise.all([bobS.opened, aliceS.opened]);
+    await eventually('both sockets registered', () => a.stream.size > 0 && b.stream.size > 0);
+    const id = await sendText(callA, alice, [bob], 'original');
+    await bobS.waitEvents(1);
+    const edit = await callA('PUT', `/api/messages/${id}`, {
+      token: alice.token,
+      body: { envelopes: envelopesFor(alice, [keyOf(bob)], 'edited') },
+    });
+    expect(edit.status, JSON.stringify(edit.body)).to.equal(200);
+    const edited = (await bobS.waitEvents(2))[1];
+    expect(edited).to.include({ type: 'message.edited', message_id: id });
+    expect(decrypt(bob, edited)).to.equal('edited');
+    const receipt = await callB('POST', `/api/messages/${id}/receipts`, {
+      token: bob.token,
+      body: { type: 'read' },
+    });
+    expect(receipt.status, JSON.stringify(receipt.body)).to.equal(204);
+    expect((await aliceS.waitEvents(1))[0]).to.include({ type: 'receipt', receipt: 'read', message_id: id });
+    expect((await callA('DELETE', `/api/messages/${id}`, { token: alice.token })).status).to.equal(204);
+    expect((await bobS.waitEvents(3))[2]).to.include({ type: 'message.deleted', message_id: id });
+    const group = await callA('POST', '/api/groups', {
+      token: alice.token,
+      body: { name: 'streamers', members: [bob.username] },
+    });
+    expect(group.status, JSON.stringify(group.body)).to.equal(201);
+    expect((await bobS.waitEvents(4))[3]).to.include({
+      type: 'group.updated',
+      group_id: group.body.group_id,
+    });
+    expect((await aliceS.waitEvents(2))[1]).to.include({
+      type: 'group.updated',
+      group_id: group.body.group_id,
+    });
   });
 
   it('when the client acks over the socket, then pull is empty', async () => {

@@ -39,6 +39,8 @@ const schema = z.object({
     .default(16384),
   /** Ed25519 key that signs pushes; created by `npm run keys` when absent. */
   SIGNING_KEY_FILE: z.string().default('cert/signing-key.json'),
+  /** Internal port serving Prometheus GET /metrics on HOST (0 = off); never routed by nginx. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** RabbitMQ queue type: quorum (replicated, survives a node loss in a cluster) or classic (single node). */
   AMQP_QUEUE_TYPE: z.enum(['quorum', 'classic']).default('quorum'),
   /** Prefix of every queue/exchange name (`<prefix>.deliveries`, `<prefix>.live`…); tests use a unique one. */

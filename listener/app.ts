@@ -29,8 +29,12 @@ export function createApp(deps: Deps): Koa<AppState, { deps: Deps }> {
     try {
       await next();
     } finally {
-      const ms = Math.round((performance.now() - started) * 10) / 10;
+      const elapsed = performance.now() - started;
+      const ms = Math.round(elapsed * 10) / 10;
       ctx.state.log.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
+      // The route template (`/api/users/:username`), never the raw path: bounded label values.
+      const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      deps.metrics.httpDuration.observe({ method: ctx.method, route, status: ctx.status }, elapsed / 1000);
     }
   });
   app.use(errorHandler());

@@ -1,6 +1,7 @@
 import type { Config } from '../common/config.ts';
 import type { Db } from '../common/db/index.ts';
 import type { Logger } from '../common/log.ts';
+import type { ListenerMetrics } from '../common/metrics.ts';
 
 export interface Identity {
   userId: string;
@@ -29,4 +30,6 @@ export interface Deps {
   readiness: Record<string, () => Promise<void>>;
   /** Called after a transaction that wrote outbox rows committed, so they are relayed at once. */
   outboxWritten(): void;
+  /** This listener's Prometheus registry and the instruments routes and the stream update. */
+  metrics: ListenerMetrics;
 }

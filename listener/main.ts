@@ -3,6 +3,7 @@ import { loadConfig } from '../common/config.ts';
 import { loadSigningKey } from '../common/crypto/signing-key.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
 import { createLogger } from '../common/log.ts';
+import { listenerMetrics, serveMetrics } from '../common/metrics.ts';
 import { every } from '../common/periodic.ts';
 import { connectBroker } from '../common/queue/broker.ts';
 import { startOutboxRelay } from '../common/queue/relay.ts';
@@ -26,10 +27,12 @@ const relay = startOutboxRelay({
   sweepMs: config.OUTBOX_SWEEP_MS,
 });
 
+const metrics = listenerMetrics(db, { processMetrics: true });
 const app = createApp({
   config,
   db,
   log,
+  metrics,
   signingPublicKey: signingKey.publicKey,
   readiness: {
     postgres: async () => {
@@ -47,6 +50,10 @@ server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
 // WebSocket upgrades (GET /api/stream) bypass Koa; live wake-ups come from RabbitMQ.
 const stream = attachStream(server, app.context.deps);
+metrics.openStreams = () => stream.size;
+const metricsServer = config.METRICS_PORT
+  ? await serveMetrics(metrics.registry, config.HOST, config.METRICS_PORT, log)
+  : null;
 log.info({ address: server.address() }, 'listener ready');
 
 const jobs = [
@@ -65,6 +72,7 @@ async function shutdown(signal: string): Promise<void> {
   // The relay finishes its batch (commit or rollback) before the broker and the pool close.
   await relay.stop();
   await broker.close().catch(() => {});
+  await metricsServer?.close();
   await db.destroy();
   log.info('stopped');
   process.exit(0);

@@ -2,6 +2,7 @@ import { loadConfig } from '../common/config.ts';
 import { loadSigningKey } from '../common/crypto/signing-key.ts';
 import { createDb } from '../common/db/index.ts';
 import { createLogger } from '../common/log.ts';
+import { senderMetrics, serveMetrics } from '../common/metrics.ts';
 import { connectBroker } from '../common/queue/broker.ts';
 import { createPusher } from './deliver.ts';
 import { startSender } from './worker.ts';
@@ -13,7 +14,23 @@ const key = await loadSigningKey(config.SIGNING_KEY_FILE);
 const db = createDb(config.DATABASE_URL, Math.min(config.DATABASE_POOL_MAX, config.SENDER_PREFETCH + 1));
 const broker = await connectBroker(config, log);
 const pusher = createPusher(config, key.secretKey);
-const consumer = startSender({ config, db, broker, pusher, log });
+const { deliveries, parking, tiers, retryQueue } = broker.topology;
+const metrics = senderMetrics(
+  db,
+  {
+    async queueDepths() {
+      const d = await broker.queueDepths([deliveries, parking, ...tiers.map(retryQueue)]);
+      const retry = tiers.reduce((n, t) => n + (d[retryQueue(t)] ?? 0), 0);
+      return { deliveries: d[deliveries] ?? 0, retry, parking: d[parking] ?? 0 };
+    },
+    amqpReady: () => broker.ready(),
+  },
+  { processMetrics: true },
+);
+const metricsServer = config.METRICS_PORT
+  ? await serveMetrics(metrics.registry, config.HOST, config.METRICS_PORT, log)
+  : null;
+const consumer = startSender({ config, db, broker, pusher, log, metrics });
 log.info(
   {
     queue: broker.topology.deliveries,
@@ -30,7 +47,7 @@ async function shutdown(signal: string): Promise<void> {
   log.info({ signal }, 'shutting down: finishing pushes in flight');
   // Stop taking deliveries, let the pushes in flight record their outcome and ack, then close.
   await consumer.stop();
-  await Promise.allSettled([pusher.close(), broker.close()]);
+  await Promise.allSettled([pusher.close(), broker.close(), metricsServer?.close()]);
   await db.destroy();
   log.info('stopped');
   process.exit(0);

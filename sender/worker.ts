@@ -4,6 +4,7 @@ import type { Config } from '../common/config.ts';
 import { clearGoneAddress, findPushTarget, recordAttempt, removeDelivered } from '../common/db/deliveries.ts';
 import type { Db } from '../common/db/index.ts';
 import type { Logger } from '../common/log.ts';
+import type { SenderMetrics } from '../common/metrics.ts';
 import type { Broker, Consumer, Publication } from '../common/queue/broker.ts';
 import { type Delivery, parseDelivery } from '../common/queue/messages.ts';
 import { tierFor } from '../common/queue/topology.ts';
@@ -16,6 +17,8 @@ export interface SenderDeps {
   broker: Broker;
   pusher: Pusher;
   log: Logger;
+  /** Deliveries by outcome and commit-to-push latency (absent in some tests). */
+  metrics?: SenderMetrics;
 }
 
 export function retryPolicy(config: Config): RetryPolicy {
@@ -79,6 +82,7 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
   if (!target?.user_address) {
     log.debug({ reason: target ? 'no_address' : 'not_in_inbox' }, 'delivery skipped');
     ch.ack(msg);
+    deps.metrics?.deliveries.inc({ outcome: 'skipped' });
     return;
   }
   const address = target.user_address;
@@ -110,6 +114,9 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
   if (o.kind === 'retry') await broker.publish([delayed(broker, next, now + o.afterMs)]);
   if (o.kind === 'dead') await broker.publish([parked(broker, next, o)]);
   ch.ack(msg);
+  deps.metrics?.deliveries.inc({ outcome: o.kind });
+  deps.metrics?.commitToPush.observe({ outcome: o.kind }, (now - Date.parse(d.created_at)) / 1000);
+  deps.metrics?.pushDuration.observe(res.durationMs / 1000);
   const fields = {
     outcome: o.kind,
     status: res.answer.kind === 'response' ? res.answer.status : undefined,

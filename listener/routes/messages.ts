@@ -142,6 +142,7 @@ export const messageRoutes = [
       }
       ctx.deps.outboxWritten();
       ctx.state.log.info({ msg_id: id, devices: body.envelopes.length }, 'message accepted');
+      ctx.deps.metrics.messagesAccepted.inc({ kind: groupId ? 'group' : 'direct' });
       ctx.status = 201;
       ctx.body = { message_id: id, sent_at: sentAt.toISOString() };
     },

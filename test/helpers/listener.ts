@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ensureSigningKey, loadSigningKey } from '../../common/crypto/signing-key.ts';
 import { createDb } from '../../common/db/index.ts';
 import { createLogger } from '../../common/log.ts';
+import { listenerMetrics } from '../../common/metrics.ts';
 import { createApp } from '../../listener/app.ts';
 import type { Deps } from '../../listener/deps.ts';
 import { attachStream, type LiveStream } from '../../listener/stream/server.ts';
@@ -36,12 +37,14 @@ export async function startListener(
       },
     },
     outboxWritten: () => {},
+    metrics: listenerMetrics(db),
     ...extra,
   };
   const server = createApp(deps).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   const stream = attachStream(server, deps);
+  deps.metrics.openStreams = () => stream.size;
   return {
     url: `http://127.0.0.1:${port}`,
     deps,

@@ -4,7 +4,9 @@ import { type DeliveryStack, startDeliveryStack } from '../helpers/sender.ts';
 import { type Sink, startSink } from '../helpers/sink.ts';
 import { groupTargets } from './helpers.ts';
 
-describe('conversation events by push', () => {
+describe('conversation events by push', function () {
+  // bounds, not timings: a loaded 2-core machine may take a while to push through RabbitMQ
+  this.timeout(90_000);
   let stack: DeliveryStack;
   let sink: Sink;
   before(async () => {
@@ -40,7 +42,8 @@ describe('conversation events by push', () => {
         .filter((e, i, all) => all.findIndex((x) => x.id === e.id) === i)
         .sort((x, y) => x.seq - y.seq);
     const has = (device: string, type: string) => pushed(device).find((e) => e.type === type);
-    const arrived = (pairs: [string, string][]) => sink.waitFor(() => pairs.every(([d, t]) => has(d, t)));
+    const arrived = (pairs: [string, string][]) =>
+      sink.waitFor(() => pairs.every(([d, t]) => has(d, t)), 30_000);
 
     const created = await call('POST', '/api/groups', {
       token: a1.token,

@@ -13,7 +13,7 @@ import type { Config } from '../config.ts';
  *   The TTL is part of the name, so processes configured with other delays never clash.
  * - `<prefix>.parking`: dead deliveries (retry window exhausted, address refused), kept for
  *   operators; nothing consumes it. The event itself stays in the inbox for pull.
- * - `<prefix>.live`: topic exchange, see LIVE_CONTRACT in ./live.ts.
+ * - `<prefix>.live`: topic exchange, see the LIVE STREAM CONTRACT in ./messages.ts.
  *
  * Queue type comes from AMQP_QUEUE_TYPE: quorum queues replicate over a RabbitMQ cluster;
  * classic queues are allowed for a single small node.

@@ -11,7 +11,8 @@ describe('push delivery', () => {
   let sender: TestSender;
   let sink: Sink;
   before(async () => {
-    stack = await startDeliveryStack();
+    // A short whole-request timeout so the timeout test does not wait 10 s.
+    stack = await startDeliveryStack({ SENDER_TIMEOUT_MS: '1000' });
     sender = await stack.startSender();
   });
   afterEach(() => sink?.close());
@@ -167,5 +168,37 @@ describe('push delivery', () => {
     const reqs = await sink.waitFor((r) => new Set(r.map((q) => q.headers['webhook-id'])).size >= 2);
     expect([...new Set(reqs.map((r) => r.json().message_id))].sort()).to.deep.equal([...ids].sort());
     expect(reqs.every((r) => r.path === '/new')).to.equal(true);
+  });
+
+  it('when the sink does not answer within the total timeout, then the attempt counts as a timeout and is retried', async () => {
+    sink = await startSink({ script: [{ status: 200, delayMs: 2_500 }] });
+    const { from, to } = await pair(stack.call, `${sink.url}/slow`);
+    await send(stack.call, from, to, 'slowly');
+    const rows = await eventually(async () => {
+      const r = await listAttempts(stack.db, { device_id: to.deviceId });
+      return r.length === 2 && r;
+    });
+    expect(rows.map((r) => [r.status_code, r.error_class, r.outcome])).to.deep.equal([
+      [null, 'timeout', 'retry'],
+      [200, null, 'delivered'],
+    ]);
+    expect(rows[0]?.duration_ms).to.be.within(900, 2_400);
+  });
+
+  it('when nothing listens at the address, then the attempt is a connection error and is retried until the address goes away', async () => {
+    const closed = await startSink();
+    await closed.close();
+    const { from, to } = await pair(stack.call, `${closed.url}/nobody`);
+    await send(stack.call, from, to, 'anyone?');
+    const rows = await eventually(async () => {
+      const r = await listAttempts(stack.db, { device_id: to.deviceId });
+      return r.length >= 2 && r;
+    });
+    expect(rows.slice(0, 2).map((r) => [r.attempt, r.error_class, r.outcome])).to.deep.equal([
+      [1, 'connection', 'retry'],
+      [2, 'connection', 'retry'],
+    ]);
+    // Logging out clears the address: the pending retries find none and stop.
+    expect((await stack.call('POST', '/api/logout', { token: to.token })).status).to.equal(204);
   });
 });

@@ -10,6 +10,8 @@ import { CLOSE, eventFrame, parseClientFrame } from './frames.ts';
 
 /** Events read from the inbox per query; one page is the most a socket holds outside ws's buffer. */
 const PAGE = 50;
+/** Client frames received but not yet handled before the socket stops being read. */
+const MAX_PENDING_FRAMES = 8;
 
 export interface StreamHooks {
   /** The socket authenticated: register it (bus binding, presence) before the backlog is read. */
@@ -33,6 +35,7 @@ export class StreamConnection {
   private dirty = false;
   private lastFlush: Promise<void> = Promise.resolve();
   private inbound: Promise<void> = Promise.resolve();
+  private pending = 0;
   private readonly ws: WebSocket;
   private readonly deps: Deps;
   private readonly hooks: StreamHooks;
@@ -56,7 +59,14 @@ export class StreamConnection {
     });
     ws.on('message', (data: Buffer, isBinary) => {
       this.alive = true;
-      this.inbound = this.inbound.then(() => this.receive(data, isBinary));
+      // Frames are handled one at a time; a client sending faster than that is made to wait
+      // (TCP backpressure) instead of queueing without bound here.
+      if (++this.pending >= MAX_PENDING_FRAMES) ws.pause();
+      this.inbound = this.inbound
+        .then(() => this.receive(data, isBinary))
+        .finally(() => {
+          if (--this.pending < MAX_PENDING_FRAMES && ws.isPaused) ws.resume();
+        });
     });
     ws.on('error', (err) => this.log.debug({ err }, 'stream socket error'));
     ws.on('close', () => {
@@ -82,6 +92,7 @@ export class StreamConnection {
   }
 
   ping(): void {
+    if (!this.open) return;
     if (!this.alive) {
       this.log.info('stream peer unresponsive, dropping');
       this.ws.terminate();

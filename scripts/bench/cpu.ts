@@ -21,10 +21,20 @@ export function serviceGroups(): Groups {
   return { postgres: byComm(['postgres']), rabbitmq: byComm(['beam.smp']) };
 }
 
-function total(pids: number[]): number {
-  let s = 0;
-  for (const pid of pids) s += cpuSeconds(pid) ?? 0;
-  return s;
+function snapshot(pids: number[]): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const pid of pids) {
+    const s = cpuSeconds(pid);
+    if (s !== null) m.set(pid, s);
+  }
+  return m;
+}
+
+/** CPU seconds a group used since `before`: processes that exited meanwhile are not counted. */
+function delta(before: Map<number, number> | undefined, pids: number[]): number {
+  let sum = 0;
+  for (const [pid, now] of snapshot(pids)) sum += now - (before?.get(pid) ?? 0);
+  return sum;
 }
 
 /** A process and its direct children (nginx master + workers). */
@@ -32,16 +42,41 @@ export function withChildren(pid: number): number[] {
   return [pid, ...childPids(pid)];
 }
 
-/** Starts counting; the returned function gives cores used per group since then. */
-export function cpuMeter(groups: () => Groups): () => Record<string, number> {
+export interface CpuUse {
+  /** CPU seconds per group since the meter started. */
+  seconds: Record<string, number>;
+  elapsedSeconds: number;
+  /** Share of time some runnable task waited for a CPU (Linux PSI), 0..1: how busy the machine was. */
+  stall: number | null;
+}
+
+function stallMicros(): number | null {
+  try {
+    const m = /^some .*total=(\d+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Starts counting; the returned function gives CPU seconds per group since then. */
+export function cpuMeter(groups: () => Groups): () => CpuUse {
   const start = performance.now();
-  const before = Object.fromEntries(Object.entries(groups()).map(([k, pids]) => [k, total(pids)]));
+  const stall0 = stallMicros();
+  const before = new Map(Object.entries(groups()).map(([k, pids]) => [k, snapshot(pids)]));
   return () => {
-    const elapsed = (performance.now() - start) / 1000;
-    const out: Record<string, number> = {};
-    for (const [k, pids] of Object.entries(groups())) {
-      out[k] = Math.round(((total(pids) - (before[k] ?? 0)) / elapsed) * 100) / 100;
-    }
-    return out;
+    const elapsedSeconds = (performance.now() - start) / 1000;
+    const seconds: Record<string, number> = {};
+    for (const [k, pids] of Object.entries(groups())) seconds[k] = delta(before.get(k), pids);
+    const stall1 = stallMicros();
+    const stall = stall0 === null || stall1 === null ? null : (stall1 - stall0) / 1e6 / elapsedSeconds;
+    return { seconds, elapsedSeconds, stall };
   };
+}
+
+/** Cores used per group. */
+export function cores(u: CpuUse): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(u.seconds).map(([k, s]) => [k, Math.round((s / u.elapsedSeconds) * 100) / 100]),
+  );
 }

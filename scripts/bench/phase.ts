@@ -1,4 +1,4 @@
-import { cpuMeter, type Groups } from './cpu.ts';
+import { cores, cpuMeter, type Groups } from './cpu.ts';
 import { runLoad } from './load.ts';
 import type { Progress } from './progress.ts';
 import { type LoadShape, type LoadTarget, nowMs } from './protocol.ts';
@@ -33,6 +33,10 @@ export interface PhaseResult {
   drainSeconds: number;
   /** Cores used per process group while the load ran. */
   cpu: Record<string, number>;
+  /** CPU ms per accepted message per process group, over the load and the settle time. */
+  cpuMsPerMessage: Record<string, number>;
+  /** Share of the load time some task waited for a CPU (PSI): near 1 means the machine was oversubscribed. */
+  cpuStall: number | null;
 }
 
 export interface PhaseContext {
@@ -56,7 +60,6 @@ export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext
   const arrivals = ctx.sinks.reset();
   const accepted = new Map<string, number>();
   const meter = cpuMeter(ctx.cpuGroups);
-  let cpu: Record<string, number> = {};
   const started = nowMs();
   const total = shape.durationMs / 1000;
   const load = await runLoad(ctx.target, shape, {
@@ -71,7 +74,7 @@ export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext
       );
     },
   });
-  cpu = meter();
+  const duringLoad = meter();
   // Settle: wait while pushes still arrive, until every accepted message has been pushed.
   const loadEnded = nowMs();
   let lastCount = -1;
@@ -84,6 +87,7 @@ export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext
     ctx.progress.update(`${name}: settling, pushed ${arrivals.events.size}/${accepted.size}`);
     await sleep(200);
   }
+  const overall = meter();
   const delivered = new Set<string>();
   const latencies: number[] = [];
   let lastArrival = 0;
@@ -125,12 +129,20 @@ export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext
     pushLatency: percentiles(latencies),
     requestLatency: load.latency,
     drainSeconds: Math.max(0, (lastArrival - loadEnded) / 1000),
-    cpu,
+    cpu: cores(duringLoad),
+    cpuMsPerMessage: Object.fromEntries(
+      Object.entries(overall.seconds).map(([k, sec]) => [k, round((sec * 1000) / Math.max(1, load.ok))]),
+    ),
+    cpuStall: duringLoad.stall === null ? null : round(duringLoad.stall),
   };
   ctx.progress.log(
     `${name}: ${round(result.acceptedPerSec)} sends/s, ${round(result.deliveredPerSec)} pushes/s, ` +
       `push p50/p99 ${round(result.pushLatency.p50)}/${round(result.pushLatency.p99)} ms, ` +
-      `${result.errors} errors, ${lost} lost, ${result.duplicates} dup`,
+      `${result.errors} errors, ${lost} lost, ${result.duplicates} dup; ` +
+      `CPU ms/msg ${Object.entries(result.cpuMsPerMessage)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}; ` +
+      `cpu stall ${result.cpuStall ?? '?'}`,
   );
   return result;
 }

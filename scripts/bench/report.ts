@@ -94,6 +94,19 @@ export function rows(r: BenchResults): Row[] {
       ceiling: '0',
       ratio: '',
     });
+    const m = r.closed.cpuMsPerMessage;
+    out.push({
+      figure: 'closed loop: CPU ms/message listeners | senders | pg | rabbit | nginx',
+      value: [m.listeners, m.senders, m.postgres, m.rabbitmq, m.nginx].map(fmt).join(' | '),
+      ceiling: '',
+      ratio: '',
+    });
+    out.push({
+      figure: 'closed loop: CPU stall (PSI some; near 1 = machine oversubscribed)',
+      value: fmt(r.closed.cpuStall ?? Number.NaN),
+      ceiling: '',
+      ratio: '',
+    });
   }
   if (r.open) {
     const rate = r.open.shape.kind === 'open' ? r.open.shape.ratePerSec : 0;
@@ -180,12 +193,14 @@ function markdown(r: BenchResults, list: Row[]): string {
     ...(r.scale ?? []).map((s) => s.result),
     ...(r.soak ? [r.soak.result] : []),
   ];
+  const pairs = (o: Record<string, number>) =>
+    Object.entries(o)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
   for (const p of phases)
-    lines.push(
-      `- ${p.name}: ${Object.entries(p.cpu)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(', ')}`,
-    );
+    lines.push(`- ${p.name}: ${pairs(p.cpu)}; CPU stall (PSI some) ${p.cpuStall ?? '?'}`);
+  lines.push('', '## CPU ms per accepted message (load and settle)', '');
+  for (const p of phases) lines.push(`- ${p.name}: ${pairs(p.cpuMsPerMessage)}`);
   lines.push('', '## Errors by kind', '');
   for (const p of phases) lines.push(`- ${p.name}: ${JSON.stringify(p.errorKinds)}`);
   if (r.soak) {

@@ -32,6 +32,13 @@ const OPEN_LIMITS = {
   streamConnections: 10_000,
 };
 
+/** The preload that profiles a process until it exits (see cpu-profile.mjs). */
+function profiler(dir: string): string {
+  const url = new URL('./cpu-profile.mjs', import.meta.url);
+  url.searchParams.set('dir', resolve(dir));
+  return url.href;
+}
+
 export interface BenchEnv {
   runDir: string;
   config: Config;
@@ -65,6 +72,7 @@ export async function prepareEnv(opts: { logLevel: string; cpuProf: string | und
   }
   const runDir = resolve(ROOT, 'run', `bench-${randomBytes(3).toString('hex')}`);
   await mkdir(runDir, { recursive: true });
+  if (opts.cpuProf) await mkdir(opts.cpuProf, { recursive: true });
   const keyFile = join(runDir, 'signing-key.json');
   await ensureSigningKey(keyFile);
   const env: NodeJS.ProcessEnv = {
@@ -76,7 +84,7 @@ export async function prepareEnv(opts: { logLevel: string; cpuProf: string | und
     PASSWORD_HASH_COST: '1024',
     SENDER_ALLOW_PRIVATE_ADDRESSES: 'true',
     SIGNING_KEY_FILE: keyFile,
-    ...(opts.cpuProf && { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${resolve(opts.cpuProf)}` }),
+    ...(opts.cpuProf && { NODE_OPTIONS: `--import=${profiler(opts.cpuProf)}` }),
   };
   return { runDir, config: loadConfig(env), env };
 }

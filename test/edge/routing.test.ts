@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { expect } from 'chai';
-import { register, uniqueName } from '../helpers/people.ts';
+import WebSocket from 'ws';
+import { person, register, uniqueName } from '../helpers/people.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
 /** Opens a TLS connection to nginx and reports what was negotiated (or the handshake error). */
@@ -110,6 +112,37 @@ describe('edge: nginx over HTTPS in front of 3 listener processes', function () 
     expect(tls12).to.include({ protocol: 'TLSv1.2' });
     const tls11 = await handshake(stack, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1' });
     expect(tls11).to.have.property('error');
+  });
+
+  it('when a client opens /api/stream, then nginx upgrades it to a WebSocket on a listener', async () => {
+    const [device] = await person(stack.call, 1);
+    const ca = readFileSync(stack.certFile);
+    const wsUrl = `${stack.url.replace(/^https/, 'wss')}/api/stream`;
+    const opened = await new Promise<string>((resolve, reject) => {
+      const ws = new WebSocket(wsUrl, {
+        ca,
+        headers: { authorization: `Bearer ${device?.token}` },
+      });
+      ws.once('open', () => {
+        ws.close();
+        resolve('open');
+      });
+      ws.once('error', reject);
+    });
+    expect(opened).to.equal('open');
+    const refused = await new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(wsUrl, {
+        ca,
+        headers: { authorization: `Bearer ${'x'.repeat(43)}` },
+      });
+      ws.once('unexpected-response', (req, res) => {
+        resolve(res.statusCode ?? 0);
+        ws.on('error', () => {});
+        req.destroy();
+      });
+      ws.once('open', () => reject(new Error('upgraded with a bad token')));
+    });
+    expect(refused).to.equal(401);
   });
 
   it('when a listener is killed, then nginx routes every request around it', async () => {

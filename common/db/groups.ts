@@ -26,16 +26,16 @@ export async function insertGroup(trx: Tx, row: Pick<GroupRow, 'id' | 'name' | '
 
 /** Adds members in the given order (earlier = more senior); members already present are kept. */
 export async function addMembers(trx: Tx, groupId: string, userIds: string[]): Promise<number> {
-  let added = 0;
-  for (const user_id of userIds) {
-    const rows = await trx('group_members')
-      .insert({ group_id: groupId, user_id })
-      .onConflict(['group_id', 'user_id'])
-      .ignore()
-      .returning('user_id');
-    added += rows.length;
-  }
-  return added;
+  const unique = [...new Set(userIds)];
+  if (!unique.length) return 0;
+  // One statement; WITH ORDINALITY + ORDER BY hands out seniority in list order.
+  const { rowCount } = await trx.raw<{ rowCount: number }>(
+    `INSERT INTO group_members (group_id, user_id)
+     SELECT ?, u.id FROM unnest(?::uuid[]) WITH ORDINALITY AS u(id, n) ORDER BY u.n
+     ON CONFLICT (group_id, user_id) DO NOTHING`,
+    [groupId, unique],
+  );
+  return rowCount;
 }
 
 export async function removeMember(trx: Tx, groupId: string, userId: string): Promise<boolean> {

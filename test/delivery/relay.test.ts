@@ -1,0 +1,139 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import amqp, { type Channel, type ChannelModel } from 'amqplib';
+import { expect } from 'chai';
+import type { Config } from '../../common/config.ts';
+import { createDb, type Db } from '../../common/db/index.ts';
+import { createLogger } from '../../common/log.ts';
+import { type Broker, connectBroker } from '../../common/queue/broker.ts';
+import { parseDelivery } from '../../common/queue/messages.ts';
+import { relayBatch, startOutboxRelay } from '../../common/queue/relay.ts';
+import { deleteTopology, topology } from '../../common/queue/topology.ts';
+import { testConfig } from '../helpers/env.ts';
+import { eventually, isolatedDatabase } from '../helpers/sender.ts';
+
+async function drain(ch: Channel, queue: string): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (;;) {
+    const msg = await ch.get(queue, { noAck: true });
+    if (!msg) return out;
+    out.push(msg.content);
+  }
+}
+
+async function insertOutbox(db: Db, n: number): Promise<{ device_id: string; seq: number }[]> {
+  const device = randomUUID();
+  const rows = Array.from({ length: n }, (_, i) => ({
+    device_id: device,
+    seq: i + 1,
+    event_id: randomUUID(),
+    request_id: `req-${i}`,
+  }));
+  await db.batchInsert('outbox', rows, 500);
+  return rows.map(({ device_id, seq }) => ({ device_id, seq }));
+}
+
+describe('outbox relay', () => {
+  let database: Awaited<ReturnType<typeof isolatedDatabase>>;
+  let config: Config;
+  let db: Db;
+  let brokers: Broker[] = [];
+  let conn: ChannelModel;
+  let ch: Channel;
+  let liveQueue: string;
+  before(async () => {
+    database = await isolatedDatabase();
+    config = testConfig({
+      DATABASE_URL: database.url,
+      AMQP_PREFIX: `test.${randomBytes(4).toString('hex')}`,
+    });
+    db = createDb(config.DATABASE_URL, 4);
+    conn = await amqp.connect(config.AMQP_URL);
+    ch = await conn.createChannel();
+  });
+  beforeEach(async () => {
+    brokers = [];
+    const broker = await connectBroker(config, createLogger('silent', 'relay-test'));
+    brokers.push(broker);
+    await eventually(
+      () =>
+        broker.ready().then(
+          () => true,
+          () => false,
+        ),
+      5_000,
+      'broker connected',
+    );
+    // A stand-in for a stream: wake-ups for every device.
+    ({ queue: liveQueue } = await ch.assertQueue('', { exclusive: true }));
+    await ch.bindQueue(liveQueue, topology(config).live, '#');
+    await ch.purgeQueue(topology(config).deliveries);
+  });
+  afterEach(async () => {
+    await Promise.all(brokers.map((b) => b.close()));
+    await ch.deleteQueue(liveQueue);
+  });
+  after(async () => {
+    await deleteTopology(ch, config).catch(() => {});
+    await conn.close();
+    await db.destroy();
+    await database.drop();
+  });
+
+  it('when three relays sweep the same outbox at once, then every row is published exactly once, with its live wake-up, and the outbox empties', async () => {
+    const rows = await insertOutbox(db, 600);
+    const more = await Promise.all(
+      [1, 2].map(() => connectBroker(config, createLogger('silent', 'relay-test'))),
+    );
+    brokers.push(...more);
+    const pools = [db, createDb(config.DATABASE_URL, 2), createDb(config.DATABASE_URL, 2)];
+    const relays = brokers.map((broker, i) =>
+      startOutboxRelay({
+        db: pools[i] ?? db,
+        broker,
+        log: createLogger('silent', 'r'),
+        batchSize: 50,
+        sweepMs: 50,
+      }),
+    );
+    for (const r of relays) r.kick();
+    await eventually(
+      async () => Number((await db('outbox').count({ n: '*' }))[0]?.n) === 0,
+      15_000,
+      'outbox empty',
+    );
+    await Promise.all(relays.map((r) => r.stop()));
+    await Promise.all(pools.slice(1).map((p) => p.destroy()));
+
+    const deliveries = (await drain(ch, topology(config).deliveries)).map((b) => parseDelivery(b));
+    expect(deliveries.every((d) => d !== null && d.attempt === 0)).to.equal(true);
+    const keys = deliveries.map((d) => `${d?.device_id}/${d?.seq}`);
+    expect(keys).to.have.length(rows.length);
+    expect(new Set(keys).size).to.equal(rows.length);
+    expect(deliveries[0]?.request_id).to.match(/^req-\d+$/);
+
+    const live = (await drain(ch, liveQueue)).map((b) => JSON.parse(b.toString()));
+    expect(Object.keys(live[0] ?? {}).sort()).to.deep.equal(['device_id', 'seq']);
+    expect(new Set(live.map((l) => `${l.device_id}/${l.seq}`))).to.deep.equal(new Set(keys));
+  });
+
+  it('when the broker cannot route the deliveries, then the batch rolls back and the rows stay for the next sweep', async () => {
+    const rows = await insertOutbox(db, 5);
+    await ch.deleteQueue(topology(config).deliveries);
+    const broker = brokers[0];
+    if (!broker) throw new Error('setup');
+    let failure: unknown;
+    try {
+      await relayBatch(db, broker, 100);
+    } catch (err) {
+      failure = err;
+    }
+    expect(String(failure)).to.match(/unroutable/);
+    expect(Number((await db('outbox').count({ n: '*' }))[0]?.n)).to.equal(rows.length);
+    await ch.assertQueue(topology(config).deliveries, {
+      durable: true,
+      arguments: { 'x-queue-type': config.AMQP_QUEUE_TYPE },
+    });
+    expect(await relayBatch(db, broker, 100)).to.equal(rows.length);
+    expect(await drain(ch, topology(config).deliveries)).to.have.length(rows.length);
+  });
+});

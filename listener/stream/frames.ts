@@ -35,8 +35,14 @@ export function parseClientFrame(data: Buffer, isBinary: boolean): ParsedFrame {
   const parsed = clientFrame.safeParse(json);
   if (parsed.success) return { ok: true, frame: parsed.data };
   const issue = parsed.error.issues[0];
-  const where = issue?.path.length ? issue.path.join('.') : 'type';
-  return { ok: false, code: CLOSE.policy, reason: `invalid frame: ${where}`.slice(0, 120) };
+  const where =
+    issue?.code === 'unrecognized_keys'
+      ? `unknown field ${issue.keys.join(', ')}`
+      : issue?.path.length
+        ? issue.path.join('.')
+        : 'type';
+  // Close reasons are capped at 123 bytes; field names come from the client.
+  return { ok: false, code: CLOSE.policy, reason: `invalid frame: ${where}`.slice(0, 100) };
 }
 
 /** A server frame carrying one stored event, spliced in as stored (never re-serialised). */

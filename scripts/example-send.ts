@@ -9,7 +9,7 @@ import { verifyWebhook } from '../common/crypto/webhook.ts';
 
 // The README's worked example, in one file. Usage (tsx scripts/example-send.ts …):
 //   keypair                                   → {"public_key","secret_key"} (X25519, base64)
-//   seal <recipient_pub> <my_secret> <text>   → {"nonce","ciphertext"} (nacl.box)
+//   seal <recipient_pub> <my_secret> <text> [device_id] → {"device_id"?,"nonce","ciphertext"} (nacl.box)
 //   open <sender_pub> <my_secret> <nonce> <ciphertext> → the text
 //   demo [https://127.0.0.1:8443]             → registers alice and bob, bob gets pushes at a
 //        local address this script serves; alice sends him an encrypted message; the signed
@@ -127,15 +127,16 @@ const [command = 'demo', ...args] = process.argv.slice(2);
 if (command === 'keypair') {
   const k = nacl.box.keyPair();
   console.log(JSON.stringify({ public_key: b64(k.publicKey), secret_key: b64(k.secretKey) }));
-} else if (command === 'seal' && args.length === 3) {
-  console.log(JSON.stringify(seal(args[0] as string, args[1] as string, args[2] as string)));
+} else if (command === 'seal' && (args.length === 3 || args.length === 4)) {
+  const box = seal(args[0] as string, args[1] as string, args[2] as string);
+  console.log(JSON.stringify(args[3] ? { device_id: args[3], ...box } : box));
 } else if (command === 'open' && args.length === 4) {
   console.log(open(args[0] as string, args[1] as string, args[2] as string, args[3] as string));
 } else if (command === 'demo') {
   await demo(args[0] ?? `https://127.0.0.1:${loadConfig().HTTPS_PORT}`);
 } else {
   console.error(
-    'usage: example-send.ts keypair | seal <pub> <secret> <text> | open <pub> <secret> <nonce> <ct> | demo [url]',
+    'usage: example-send.ts keypair | seal <pub> <secret> <text> [device_id] | open <pub> <secret> <nonce> <ct> | demo [url]',
   );
   process.exit(2);
 }

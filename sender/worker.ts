@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { Config } from '../common/config.ts';
-import { clearGoneAddress, findPushTarget, recordAttempt, removeDelivered } from '../common/db/deliveries.ts';
+import { findPushTarget, recordOutcome } from '../common/db/deliveries.ts';
 import type { Db } from '../common/db/index.ts';
 import type { Logger } from '../common/log.ts';
 import type { SenderMetrics } from '../common/metrics.ts';
@@ -94,8 +94,9 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
     { number: attempt, elapsedMs: now - Date.parse(d.created_at), now },
     retryPolicy(deps.config),
   );
-  await db.transaction(async (trx) => {
-    await recordAttempt(trx, {
+  await recordOutcome(
+    db,
+    {
       device_id: d.device_id,
       seq: d.seq,
       event_id: d.event_id,
@@ -106,10 +107,9 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
       outcome: o.kind,
       retry_in_ms: o.kind === 'retry' ? o.afterMs : null,
       request_id: d.request_id,
-    });
-    if (o.kind === 'delivered') await removeDelivered(trx, d.device_id, d.seq, d.event_id);
-    if (o.kind === 'gone') await clearGoneAddress(trx, d.device_id, address);
-  });
+    },
+    address,
+  );
   const next = { ...d, attempt };
   if (o.kind === 'retry') await broker.publish([delayed(broker, next, now + o.afterMs)]);
   if (o.kind === 'dead') await broker.publish([parked(broker, next, o)]);

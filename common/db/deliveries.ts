@@ -39,6 +39,43 @@ export async function recordAttempt(q: Q, row: AttemptRow): Promise<void> {
   await q('delivery_attempts').insert(row);
 }
 
+/**
+ * Records an attempt and its effect in ONE statement (atomic on its own, one round trip instead
+ * of BEGIN/insert/delete/COMMIT): `delivered` removes the event from the inbox (not pulled,
+ * streamed or pushed again), `gone` clears the address it was sent to unless the device has set
+ * another one since.
+ */
+export async function recordOutcome(q: Q, row: AttemptRow, address: string): Promise<void> {
+  await q.raw(
+    `WITH delivered AS (
+       DELETE FROM inbox WHERE ?::boolean AND device_id = ? AND seq = ? AND event_id = ?),
+     gone AS (
+       UPDATE devices SET user_address = NULL WHERE ?::boolean AND id = ? AND user_address = ?)
+     INSERT INTO delivery_attempts
+       (device_id, seq, event_id, attempt, status_code, error_class, duration_ms, outcome, retry_in_ms, request_id)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    [
+      row.outcome === 'delivered',
+      row.device_id,
+      row.seq,
+      row.event_id,
+      row.outcome === 'gone',
+      row.device_id,
+      address,
+      row.device_id,
+      row.seq,
+      row.event_id,
+      row.attempt,
+      row.status_code,
+      row.error_class,
+      row.duration_ms,
+      row.outcome,
+      row.retry_in_ms,
+      row.request_id,
+    ],
+  );
+}
+
 /** A 2xx removes the event from the inbox: it is not pulled, streamed or pushed again. */
 export async function removeDelivered(q: Q, deviceId: string, seq: number, eventId: string): Promise<void> {
   await q('inbox').where({ device_id: deviceId, seq, event_id: eventId }).delete();

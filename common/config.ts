@@ -127,3 +127,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return parsed.data;
 }
+
+/** The CLI's own settings (`npm run cli`); flags override them. */
+const cliSchema = z.object({
+  /** Profile file with the device's keys and token (default ~/.messenger/profile.json). */
+  MESSENGER_PROFILE: z.string().min(1).optional(),
+  /** API base URL when neither --url nor the profile names one (default https://127.0.0.1:8443). */
+  MESSENGER_URL: z.url().optional(),
+  /** Password for register/login without a prompt (scripts). */
+  MESSENGER_PASSWORD: z.string().optional(),
+});
+
+export type CliEnv = z.output<typeof cliSchema>;
+
+export function loadCliEnv(env: NodeJS.ProcessEnv = process.env): CliEnv {
+  const parsed = cliSchema.safeParse(env);
+  if (!parsed.success)
+    throw new Error(`invalid environment: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+  return parsed.data;
+}

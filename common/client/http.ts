@@ -28,6 +28,8 @@ export interface ClientOptions {
   baseUrl: string;
   /** Accept a self-signed certificate (local development only). */
   insecure?: boolean;
+  /** Trust this CA (PEM), e.g. the local stack's own certificate: safer than `insecure`. */
+  ca?: string | Buffer;
   /** An undici dispatcher of your own (proxy, mock-free test agent, connection limits). */
   dispatcher?: Dispatcher;
   /** Per-request timeout in ms (default 15 s). */
@@ -53,15 +55,20 @@ export class Http {
   readonly dispatcher: Dispatcher | undefined;
   /** Whether self-signed certificates are accepted (also for the WebSocket stream). */
   readonly insecure: boolean;
+  readonly ca: string | Buffer | undefined;
   token: string | null = null;
   private readonly timeoutMs: number;
   readonly userAgent: string;
 
   constructor(opts: ClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
-    this.dispatcher =
-      opts.dispatcher ?? (opts.insecure ? new Agent({ connect: { rejectUnauthorized: false } }) : undefined);
     this.insecure = opts.insecure ?? false;
+    this.ca = opts.ca;
+    this.dispatcher =
+      opts.dispatcher ??
+      (this.insecure || this.ca
+        ? new Agent({ connect: this.insecure ? { rejectUnauthorized: false } : { ca: this.ca } })
+        : undefined);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.userAgent = opts.userAgent ?? 'messenger-sdk/0.1';
   }

@@ -57,6 +57,7 @@ export async function* stream(s: Session, opts: StreamOptions = {}): AsyncGenera
       const socket = new WebSocket(s.http.wsUrl('/api/stream'), {
         headers: { authorization: `Bearer ${s.http.token ?? ''}`, 'user-agent': s.http.userAgent },
         rejectUnauthorized: !s.http.insecure,
+        ...(s.http.ca && { ca: s.http.ca }),
         handshakeTimeout: 10_000,
       });
       ws = socket;

@@ -106,7 +106,14 @@ export class StreamConnection {
   close(code: number, reason: string, graceMs = 5_000): void {
     if (this.ws.readyState === this.ws.CLOSED || this.ws.readyState === this.ws.CLOSING) return;
     this.log.info({ code, reason }, 'closing stream');
-    this.ws.close(code, reason);
+    try {
+      this.ws.close(code, reason);
+    } catch (err) {
+      // Only an invalid code or an over-long reason throws; never let that take the process down.
+      this.log.error({ err }, 'stream close failed');
+      this.ws.terminate();
+      return;
+    }
     setTimeout(() => this.ws.terminate(), graceMs).unref();
   }
 

@@ -41,8 +41,9 @@ export function parseClientFrame(data: Buffer, isBinary: boolean): ParsedFrame {
       : issue?.path.length
         ? issue.path.join('.')
         : 'type';
-  // Close reasons are capped at 123 bytes; field names come from the client.
-  return { ok: false, code: CLOSE.policy, reason: `invalid frame: ${where}`.slice(0, 100) };
+  // Close reasons are capped at 123 bytes and field names come from the client: printable ASCII only.
+  const reason = `invalid frame: ${where}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 100);
+  return { ok: false, code: CLOSE.policy, reason };
 }
 
 /** A server frame carrying one stored event, spliced in as stored (never re-serialised). */

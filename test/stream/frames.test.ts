@@ -64,6 +64,13 @@ describe('stream client frames (table)', () => {
     });
   }
 
+  it('when a client names a long non-ASCII field, then the close reason stays printable and within 123 bytes', () => {
+    const parsed = parseClientFrame(text({ type: 'ack', up_to: 1, ['é'.repeat(200)]: 1 }), false);
+    if (parsed.ok) throw new Error('accepted');
+    expect(Buffer.byteLength(parsed.reason)).to.be.at.most(123);
+    expect(parsed.reason).to.match(/^invalid frame: unknown field \?+$/);
+  });
+
   it('when an event is framed, then its stored JSON is spliced in byte for byte', () => {
     const stored = '{"id":"e","seq":3,"ciphertext":"a\\u00e9"}';
     expect(eventFrame(stored)).to.equal(`{"type":"event","event":${stored}}`);

@@ -193,6 +193,11 @@ describe('live stream across two listeners', () => {
       [JSON.stringify({ type: 'ack', up_to: 1, extra: true }), 1008, 'invalid frame: unknown field extra'],
       [JSON.stringify({ type: 'auth', token: bob.token }), 1008, 'already authenticated'],
       [JSON.stringify([1, 2]), 1008, 'invalid frame: type'],
+      [
+        JSON.stringify({ type: 'ack', up_to: 1, ['é'.repeat(200)]: 1 }),
+        1008,
+        'invalid frame: unknown field \\?',
+      ],
       [Buffer.from([1, 2, 3]), 1003, 'binary frames are not accepted'],
       ['x'.repeat(64 * 1024 + 1), 1009, ''],
     ];

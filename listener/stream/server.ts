@@ -121,7 +121,12 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
       conn.start(identity);
     });
   }
-  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void onUpgrade(req, socket, head);
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    onUpgrade(req, socket, head).catch((err: unknown) => {
+      log.error({ err }, 'stream upgrade failed');
+      socket.destroy();
+    });
+  };
   server.on('upgrade', upgrade);
 
   const pinger = setInterval(() => {

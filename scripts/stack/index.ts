@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { checkConfig, type EdgeLimits, nginxArgs, writeNativeConfig } from './nginx.ts';
-import { freePort, killPid, type Proc, spawnProc, stopAll, stopPid, waitFor } from './processes.ts';
+import { freePort, killPid, logFile, type Proc, spawnProc, stopAll, stopPid, waitFor } from './processes.ts';
 
 export type { EdgeLimits } from './nginx.ts';
 
@@ -45,6 +45,8 @@ export interface StackOptions {
   /** Upstream ports nginx balances over besides the listeners it starts (e.g. a dead one). */
   extraUpstreams?: number[];
   nginxBin?: string;
+  /** nginx worker processes (default 1; `npm run stack` uses 'auto'). */
+  nginxWorkers?: number | 'auto';
   /** Wait until GET /api/ready answers 200 through nginx (default true). */
   waitReady?: boolean;
   startTimeoutMs?: number;
@@ -107,10 +109,14 @@ async function answers(url: string, dispatcher?: Agent): Promise<boolean> {
   return res.statusCode === 200;
 }
 
-/** Senders have no HTTP API: ready once their metrics port answers or their log says so. */
-async function senderReady(metricsPort: number, logPath: string): Promise<boolean> {
+/**
+ * Senders have no HTTP API: ready once their metrics port answers or their log says so. Only the
+ * log written since `fromByte` counts: the log is appended to, and a restarted sender's
+ * predecessor already wrote "ready" there.
+ */
+async function senderReady(metricsPort: number, logPath: string, fromByte: number): Promise<boolean> {
   if (await answers(`http://127.0.0.1:${metricsPort}/metrics`).catch(() => false)) return true;
-  const text = await readFile(logPath, 'utf8').catch(() => '');
+  const text = (await readFile(logPath).catch(() => Buffer.alloc(0))).subarray(fromByte).toString('utf8');
   return /"msg":"[^"]*\bready\b/.test(text);
 }
 
@@ -139,6 +145,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const metricsPorts = await ports(nListeners + nSenders, opts.metricsBasePort ?? 0);
   const baseEnv = opts.env ?? process.env;
   const procs = new Map<string, Proc>();
+  /** Size of each process's log when it was (re)launched: readiness is read from there on. */
+  const logStart = new Map<string, number>();
 
   const listeners: StackProc[] = listenerPorts.map((port, index) => ({
     index,
@@ -164,6 +172,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       ...(p.port === undefined ? {} : { HOST: '127.0.0.1', PORT: String(p.port) }),
       ...extra,
     };
+    const logged = await stat(logFile(runDir, p.name)).catch(() => null);
+    logStart.set(p.name, logged?.size ?? 0);
     const proc = await spawnProc(runDir, {
       name: p.name,
       command: process.execPath,
@@ -187,7 +197,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   async function waitSender(p: StackProc): Promise<void> {
     await waitFor(
       `sender ${p.index}`,
-      () => senderReady(p.metricsPort, join(runDir, 'logs', `${p.name}.log`)),
+      () => senderReady(p.metricsPort, logFile(runDir, p.name), logStart.get(p.name) ?? 0),
       {
         timeoutMs,
         runDir,
@@ -218,6 +228,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       keyFile,
       limits,
       nginxBin,
+      workers: opts.nginxWorkers ?? 1,
     });
     await checkConfig(nginxBin, runDir, mainFile);
     const nginx = await spawnProc(runDir, {

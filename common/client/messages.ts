@@ -5,7 +5,7 @@ import { getGroup } from './groups.ts';
 import { ApiError } from './http.ts';
 import { type Content, decodePayload, encodePayload, type FileRef } from './payload.ts';
 import type { Session } from './session.ts';
-import type { DeviceKey, DeviceMismatch, Event, Page, ReceiptType, Sent } from './types.ts';
+import type { DeviceKey, DeviceMismatch, Edited, Event, Page, ReceiptType, Sent } from './types.ts';
 
 /** A username, or a group. */
 export type Target = string | { group: string };
@@ -102,10 +102,10 @@ export async function edit(
   messageId: string,
   body: string | Uint8Array,
   opts: { target?: Target; files?: FileRef[] } = {},
-): Promise<unknown> {
+): Promise<Edited> {
   const devices = opts.target ? await recipientsOf(s, opts.target) : [];
   const edited = await postCovering(s, devices, encodePayload(body, opts.files), (envelopes) =>
-    s.http.json('PUT', `/api/messages/${encodeURIComponent(messageId)}`, { body: { envelopes } }),
+    s.http.json<Edited>('PUT', `/api/messages/${encodeURIComponent(messageId)}`, { body: { envelopes } }),
   );
   if (opts.target) s.recipients.set(cacheKey(opts.target), edited.devices);
   return edited.result;

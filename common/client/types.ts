@@ -52,6 +52,12 @@ export interface Sent {
   sent_at: string;
 }
 
+export interface Edited {
+  message_id: string;
+  sent_at: string;
+  edited_at: string;
+}
+
 export interface Page<E = Event> {
   events: E[];
   next_after: number;

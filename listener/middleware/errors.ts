@@ -24,8 +24,8 @@ function toAppError(err: unknown): AppError | null {
     message?: string;
     code?: unknown;
   };
-  // zlib: a body sent with Content-Encoding gzip/deflate/br that does not decompress.
-  if (typeof e?.code === 'string' && /^Z_[A-Z_]+$/.test(e.code)) {
+  // zlib/brotli: a body sent with Content-Encoding gzip/deflate/br that does not decompress.
+  if (typeof e?.code === 'string' && /^(Z_[A-Z_]+|ERR__ERROR_\w+|ERR_BROTLI_\w+)$/.test(e.code)) {
     return new AppError(400, 'invalid_request', 'body does not match its Content-Encoding');
   }
   const status = e?.status ?? e?.statusCode;

@@ -146,6 +146,14 @@ describe('bad input: every class gets its 4xx JSON error and changes nothing', (
       headers: { ...json, 'content-encoding': 'gzip' },
     });
     expectError(res, 400, 'invalid_request');
+    for (const encoding of ['deflate', 'br']) {
+      const bad = await call('POST', '/api/messages/ack', {
+        token: a1.token,
+        raw: '{"up_to":1}',
+        headers: { ...json, 'content-encoding': encoding },
+      });
+      expectError(bad, 400, 'invalid_request');
+    }
     expectError(
       await call('POST', '/api/messages/ack', {
         token: a1.token,

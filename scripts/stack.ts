@@ -67,6 +67,7 @@ try {
     certFile: config.TLS_CERT_FILE,
     keyFile: config.TLS_KEY_FILE,
     nginxBin: config.NGINX_BIN,
+    nginxWorkers: 'auto',
     limits: {
       ratePerSecond: config.RATE_LIMIT_PER_SECOND,
       burst: config.RATE_LIMIT_BURST,

@@ -26,7 +26,8 @@ export interface NativeEdge {
   keyFile: string;
   limits: EdgeLimits;
   nginxBin: string;
-  workers?: number;
+  /** nginx worker processes: a number or 'auto' (one per core); default 1. */
+  workers?: number | 'auto';
 }
 
 /**

@@ -37,6 +37,15 @@ async function amqpReachable(url: string): Promise<boolean> {
   }
 }
 
+/** A busy machine can miss one 2 s probe: only three misses in a row count as "not running". */
+async function down(probe: () => Promise<boolean>): Promise<boolean> {
+  for (let i = 0; i < 3; i++) {
+    if (await probe()) return false;
+    await sleep(1_000);
+  }
+  return true;
+}
+
 async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
@@ -61,7 +70,7 @@ export async function ensurePostgres(
   databaseUrl: string,
   log: (m: string) => void,
 ): Promise<NonNullable<ServicesState['postgres']>> {
-  if (await pgReachable(adminUrl(databaseUrl))) return { started: false };
+  if (!(await down(() => pgReachable(adminUrl(databaseUrl))))) return { started: false };
   const host = new URL(databaseUrl).hostname;
   if (!isLocal(host)) throw new Error(`PostgreSQL at ${host} is unreachable (not local: not starting it)`);
   const version = localPgVersion();
@@ -92,7 +101,7 @@ export async function ensureRabbit(
   amqpUrl: string,
   log: (m: string) => void,
 ): Promise<NonNullable<ServicesState['rabbitmq']>> {
-  if (await amqpReachable(amqpUrl)) return { started: false };
+  if (!(await down(() => amqpReachable(amqpUrl)))) return { started: false };
   const host = new URL(amqpUrl).hostname;
   if (!isLocal(host)) throw new Error(`RabbitMQ at ${host} is unreachable (not local: not starting it)`);
   log('starting RabbitMQ');

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Event, PendingEvent } from '../events.ts';
+import type { PendingEvent } from '../events.ts';
 import type { Q, Tx } from './index.ts';
 
 /**
@@ -18,47 +18,65 @@ export async function appendEvents(
 ): Promise<number> {
   if (!pending.length) return 0;
   const counts = new Map<string, number>();
-  for (const p of pending) counts.set(p.device_id, (counts.get(p.device_id) ?? 0) + 1);
-  const ids = [...counts.keys()];
-  const { rows } = await trx.raw<{ rows: { id: string; last_seq: string }[] }>(
-    `UPDATE devices d SET last_seq = d.last_seq + c.n
-       FROM unnest(?::uuid[], ?::int[]) AS c(id, n)
-      WHERE d.id = c.id
-        AND d.id IN (SELECT id FROM devices WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE)
-      RETURNING d.id, d.last_seq`,
-    [ids, ids.map((id) => counts.get(id) ?? 1), ids],
-  );
-  // next seq to hand out per device
-  const next = new Map(rows.map((r) => [r.id, Number(r.last_seq) - (counts.get(r.id) ?? 0) + 1]));
-  const cols = { device: [] as string[], seq: [] as number[], id: [] as string[], type: [] as string[] };
-  const messageIds: (string | null)[] = [];
-  const bodies: string[] = [];
+  const cols = {
+    device: [] as string[],
+    k: [] as number[],
+    id: [] as string[],
+    type: [] as string[],
+    messageId: [] as (string | null)[],
+    rest: [] as string[],
+  };
   for (const p of pending) {
-    const seq = next.get(p.device_id);
-    if (seq === undefined) continue;
-    next.set(p.device_id, seq + 1);
-    const event: Event = { id: randomUUID(), seq, ...p.event };
+    const k = (counts.get(p.device_id) ?? 0) + 1;
+    counts.set(p.device_id, k);
     cols.device.push(p.device_id);
-    cols.seq.push(seq);
-    cols.id.push(event.id);
-    cols.type.push(event.type);
-    messageIds.push(event.message_id);
-    bodies.push(JSON.stringify(event));
+    cols.k.push(k);
+    cols.id.push(randomUUID());
+    cols.type.push(p.event.type);
+    cols.messageId.push(p.event.message_id);
+    // The stored body is `{"id":…,"seq":…,` + the rest of the event (key order of `Event`); the
+    // seq only exists once the device row is locked, so the statement splices it in.
+    cols.rest.push(JSON.stringify(p.event).slice(1));
   }
-  if (!bodies.length) return 0;
-  await trx.raw(
-    `WITH ins AS (
+  const ids = [...counts.keys()];
+  // One statement (one round trip): bump each device's last_seq under its row lock, then insert
+  // the inbox rows with their seqs and one outbox row per event.
+  const { rowCount } = await trx.raw<{ rowCount: number }>(
+    `WITH c AS (
+       SELECT id, n FROM unnest(?::uuid[], ?::int[]) AS c(id, n)),
+     bumped AS (
+       UPDATE devices d SET last_seq = d.last_seq + c.n
+         FROM c
+        WHERE d.id = c.id
+          AND d.id IN (SELECT id FROM devices WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE)
+        RETURNING d.id, d.last_seq - c.n AS base),
+     ins AS (
        INSERT INTO inbox (device_id, seq, event_id, type, message_id, body, expires_at)
-       SELECT e.device_id, e.seq, e.event_id, e.type, e.message_id, e.body, now() + make_interval(days => ?)
-         FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::text[], ?::uuid[], ?::text[])
-              AS e(device_id, seq, event_id, type, message_id, body)
+       SELECT e.device_id, b.base + e.k, e.event_id, e.type, e.message_id,
+              '{"id":"' || e.event_id || '","seq":' || (b.base + e.k) || ',' || e.rest,
+              now() + make_interval(days => ?)
+         FROM unnest(?::uuid[], ?::int[], ?::uuid[], ?::text[], ?::uuid[], ?::text[])
+              AS e(device_id, k, event_id, type, message_id, rest)
+         JOIN bumped b ON b.id = e.device_id
        RETURNING device_id, seq, event_id)
      INSERT INTO outbox (device_id, seq, event_id, request_id)
      SELECT device_id, seq, event_id, ? FROM ins ORDER BY device_id, seq`,
-    // knex's binding types reject null array elements, which pg encodes fine.
-    [ttlDays, cols.device, cols.seq, cols.id, cols.type, messageIds as string[], bodies, requestId],
+    [
+      ids,
+      ids.map((id) => counts.get(id) ?? 1),
+      ids,
+      ttlDays,
+      cols.device,
+      cols.k,
+      cols.id,
+      cols.type,
+      // knex's binding types reject null array elements, which pg encodes fine.
+      cols.messageId as string[],
+      cols.rest,
+      requestId,
+    ],
   );
-  return bodies.length;
+  return rowCount;
 }
 
 export interface InboxPage {

@@ -39,7 +39,7 @@ export class StreamConnection {
   private readonly ws: WebSocket;
   private readonly deps: Deps;
   private readonly hooks: StreamHooks;
-  private readonly client: { ip: string | null; userAgent: string | null };
+  private readonly client: { ip: string | null; userAgent: string | null; requestId?: string };
   private log: Logger;
   private authTimer: NodeJS.Timeout | undefined;
 
@@ -47,13 +47,13 @@ export class StreamConnection {
     ws: WebSocket,
     deps: Deps,
     hooks: StreamHooks,
-    client: { ip: string | null; userAgent: string | null },
+    client: { ip: string | null; userAgent: string | null; requestId?: string },
   ) {
     this.ws = ws;
     this.deps = deps;
     this.hooks = hooks;
     this.client = client;
-    this.log = deps.log.child({ stream_id: this.id, client_ip: client.ip });
+    this.log = deps.log.child({ stream_id: this.id, client_ip: client.ip, req_id: client.requestId });
     ws.on('pong', () => {
       this.alive = true;
     });

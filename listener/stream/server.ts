@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
@@ -101,6 +102,10 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
     const client = {
       ip: clientIp(req.socket.remoteAddress, String(req.headers['x-forwarded-for'] ?? '')),
       userAgent: req.headers['user-agent'] ?? null,
+      // nginx's X-Request-Id (as listener/app.ts takes it): the socket's log lines carry it as req_id.
+      requestId: /^[\w.-]{1,128}$/.test(String(req.headers['x-request-id'] ?? ''))
+        ? String(req.headers['x-request-id'])
+        : randomUUID(),
     };
     let identity = null;
     if (req.headers.authorization !== undefined) {

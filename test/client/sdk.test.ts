@@ -1,5 +1,7 @@
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
 import { expect } from 'chai';
-import { ApiError, type Messenger, type Received } from '../../common/client/index.ts';
+import { ApiError, Messenger, type Received } from '../../common/client/index.ts';
 import { type DeliveryStack, startDeliveryStack } from '../helpers/sender.ts';
 import { newClient, newUser, serves } from './helpers.ts';
 
@@ -10,6 +12,33 @@ async function inbox(m: Messenger): Promise<Received[]> {
     if (page.events.length) await m.ack(page.next_after);
   }
   return all;
+}
+
+/** A TCP relay to `port` whose connections can be cut, like a network drop. */
+async function tcpProxy(port: number) {
+  const sockets = new Set<Socket>();
+  const server = createServer((c) => {
+    const upstream = connect(port, '127.0.0.1');
+    for (const s of [c, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    c.pipe(upstream).pipe(c);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port: own } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${own}`,
+    cut: () => {
+      for (const s of sockets) s.destroy();
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }
 
 describe('client SDK against a real listener', () => {
@@ -131,5 +160,37 @@ describe('client SDK against a real listener', () => {
     for (let i = 0; i < 50 && (await b.pull()).events.length; i++)
       await new Promise((r) => setTimeout(r, 50));
     expect((await b.pull()).events).to.deep.equal([]);
+  });
+
+  it('when the connection drops mid-stream, then the iterator reconnects and resumes without loss or repeats', async function () {
+    if (!serves('get', '/api/stream')) this.skip();
+    const [a] = await newUser(listener.url, 1);
+    const [b] = await newUser(listener.url, 1);
+    if (!a || !b) throw new Error('setup');
+    const proxy = await tcpProxy(Number(new URL(listener.url).port));
+    const viaProxy = Messenger.fromProfile(b.toProfile(), { baseUrl: proxy.url });
+    const states: string[] = [];
+    const stop = new AbortController();
+    const got: string[] = [];
+    await a.send(b.identity.username, 'before the drop');
+    try {
+      for await (const e of viaProxy.stream({
+        signal: stop.signal,
+        minBackoffMs: 50,
+        onState: (s) => states.push(s),
+      })) {
+        got.push(e.content?.text ?? '?');
+        if (got.length === 1) {
+          proxy.cut();
+          await a.send(b.identity.username, 'after the drop');
+        }
+        if (got.length === 2) stop.abort();
+      }
+    } finally {
+      await proxy.close();
+    }
+    expect(got).to.deep.equal(['before the drop', 'after the drop']);
+    expect(states.slice(0, 3)).to.deep.equal(['open', 'closed', 'open']);
+    expect((await b.pull()).events, 'everything handled was acknowledged').to.deep.equal([]);
   });
 });

@@ -3,8 +3,10 @@ import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import amqp from 'amqplib';
 import { Agent } from 'undici';
 import { ensureSigningKey } from '../../common/crypto/signing-key.ts';
+import { deleteTopology } from '../../common/queue/topology.ts';
 import { type Stack, type StackOptions, startStack } from '../../scripts/stack/index.ts';
 import { testConfig, testEnv } from './env.ts';
 import { type Call, client } from './http.ts';
@@ -31,12 +33,14 @@ process.once('exit', () => {
 /**
  * The whole edge for a test: real listener (and sender) processes on free ports behind a real
  * nginx over HTTPS, in its own run directory under the temp dir, against the test database.
- * Senders default to 0 here; pass `senders` and `env` (e.g. a unique AMQP_PREFIX) to get them.
+ * Senders default to 0 here. Each stack has its own AMQP_PREFIX (queues deleted on stop).
  */
 export async function startTestStack(
   opts: Partial<StackOptions> & { envOverrides?: Record<string, string> } = {},
 ): Promise<TestStack> {
-  const { envOverrides = {}, ...rest } = opts;
+  const { envOverrides: given = {}, ...rest } = opts;
+  // Own queues per stack, so its relays and senders never meet another run's (removed on stop).
+  const envOverrides = { AMQP_PREFIX: `test.stack.${randomBytes(4).toString('hex')}`, ...given };
   // Processes log to files in their run dir; info level shows readiness lines (senders are waited on by theirs).
   const env = testEnv({ LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info', ...envOverrides });
   try {
@@ -62,6 +66,13 @@ export async function startTestStack(
       running.delete(stack);
       await Promise.all(agents.map((a) => a.close().catch(() => {})));
       await stack.stop();
+      const config = testConfig(envOverrides);
+      const conn = await amqp.connect(config.AMQP_URL);
+      try {
+        await deleteTopology(await conn.createChannel(), config);
+      } finally {
+        await conn.close();
+      }
       if (!rest.runDir && !process.env.KEEP_STACK_RUN_DIR) await rm(runDir, { recursive: true, force: true });
     },
   };

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
-import { alive } from '../../scripts/stack/processes.ts';
+import { alive, logFile } from '../../scripts/stack/processes.ts';
 import { isolatedDatabase } from '../helpers/sender.ts';
 import type { TestStack } from '../helpers/stack.ts';
 import { drive, type SendRecord } from './driver.ts';
@@ -44,6 +45,7 @@ describe('faults: sends through crashes and outages of listeners, senders, Rabbi
   let result: Tally;
   let received: Received = new Map();
   const pids: Record<string, number> = {};
+  const phaseStart: Partial<Record<Phase, number>> = {};
   const outageReady: Record<string, { down503Ms: number; back200Ms: number; outageMs: number }> = {};
 
   before(async () => {
@@ -67,12 +69,24 @@ describe('faults: sends through crashes and outages of listeners, senders, Rabbi
     const direct = stack.listeners.map((l) => ({ url: `http://127.0.0.1:${l.port}` }));
     let phase: Phase = 'baseline';
     let done = false;
+    // Readiness through nginx and of each listener, and a pull through nginx, all through the faults.
+    const puller = world.ownOther.values().next().value;
     const sampler = sampleReadiness(
-      [{ url: stack.url, dispatcher: stack.dispatcher }, ...direct],
+      [
+        { url: stack.url, dispatcher: stack.dispatcher },
+        ...direct,
+        {
+          url: stack.url,
+          dispatcher: stack.dispatcher,
+          path: '/api/messages?limit=1',
+          ...(puller ? { token: puller.token } : {}),
+        },
+      ],
       () => phase,
     );
     const enter = (p: Phase) => {
       phase = p;
+      phaseStart[p] = Date.now();
       say(p);
     };
 
@@ -196,6 +210,12 @@ describe('faults: sends through crashes and outages of listeners, senders, Rabbi
     expect(attempts.filter((a) => a.badShape).map((a) => a.badShape)).to.deep.equal([]);
     expect(attempts.filter((a) => /TIMEOUT|AbortError/i.test(a.transport ?? ''))).to.deep.equal([]);
     expect(samples.filter((x) => x.status === 500 || /TIMEOUT/i.test(x.transport ?? ''))).to.deep.equal([]);
+    expect(samples.filter((x) => x.badShape)).to.deep.equal([]);
+    // The pull sampler saw the PostgreSQL outage as 503 unavailable.
+    const pulls = samples.filter((x) => x.target.endsWith('/api/messages?limit=1'));
+    expect(
+      pulls.filter((x) => x.phase === 'PostgreSQL restart' && x.code === 'unavailable').length,
+    ).to.be.above(0);
   });
 
   it('then sends during the PostgreSQL outage get 503 unavailable, and sends while RabbitMQ is down are accepted', () => {
@@ -230,6 +250,20 @@ describe('faults: sends through crashes and outages of listeners, senders, Rabbi
     // After every fault, each pushed device got each new message by push (not left for pull).
     const late = records.filter((r) => r.phase === 'recovery' && r.outcome === 'acked');
     expect(late.length).to.be.above(0);
+    // … and both listeners took sends, both senders pushed, on the connections they rebuilt.
+    const servedBy = new Set(
+      late.flatMap((r) => r.attempts.filter((a) => a.messageId).map((a) => a.servedBy)),
+    );
+    expect([...servedBy].sort()).to.deep.equal(['listener-0', 'listener-1']);
+    const since = phaseStart.recovery ?? Infinity;
+    for (const p of s.senders) {
+      const pushes = readFileSync(logFile(s.runDir, p.name), 'utf8')
+        .split('\n')
+        .filter(
+          (l) => l.includes('"msg":"push delivered"') && (JSON.parse(l) as { time: number }).time >= since,
+        );
+      expect(pushes.length, `${p.name} pushes in the recovery phase`).to.be.above(0);
+    }
     const pushed = (deviceId: string, cmid: string) =>
       [...(received.get(deviceId)?.values() ?? [])].some((c) => c.cmid === cmid && c.pushes > 0);
     const unpushed = late.flatMap((r) =>

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Dispatcher, request } from 'undici';
 
 export interface ReadySample {
+  /** URL, or `<url> <path>` for a target with its own path. */
   target: string;
   phase: string;
   status?: number;
@@ -9,25 +10,51 @@ export interface ReadySample {
   transport?: string;
   /** `error` of a 503 body. */
   code?: string;
+  /** A non-2xx answer that is not `{error, message}` JSON. */
+  badShape?: string;
 }
 
-/** One GET /api/ready, bounded: a readiness probe must answer, even during an outage (no answer in 8 s = a hang). */
-export async function ready(url: string, dispatcher?: Dispatcher): Promise<Omit<ReadySample, 'phase'>> {
+export interface Target {
+  url: string;
+  dispatcher?: Dispatcher;
+  /** Default /api/ready. */
+  path?: string;
+  token?: string;
+}
+
+/**
+ * One GET (default /api/ready), bounded: it must answer even during an outage (no answer in 8 s
+ * counts as a hang).
+ */
+export async function ready(
+  url: string,
+  dispatcher?: Dispatcher,
+  path = '/api/ready',
+  token?: string,
+): Promise<Omit<ReadySample, 'phase'>> {
+  const target = path === '/api/ready' ? url : `${url} ${path}`;
   try {
-    const res = await request(`${url}/api/ready`, {
+    const res = await request(`${url}${path}`, {
       headersTimeout: 8_000,
       bodyTimeout: 8_000,
+      ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
       ...(dispatcher ? { dispatcher } : {}),
     });
     const text = await res.body.text();
     let code: string | undefined;
+    let badShape: string | undefined;
     try {
-      code = (JSON.parse(text) as { error?: string }).error;
-    } catch {}
-    return { target: url, status: res.statusCode, ...(code ? { code } : {}) };
+      const body = JSON.parse(text) as { error?: unknown; message?: unknown };
+      if (typeof body.error === 'string') code = body.error;
+      if (res.statusCode >= 300 && (typeof body.error !== 'string' || typeof body.message !== 'string'))
+        badShape = text.slice(0, 120);
+    } catch {
+      badShape = text.slice(0, 120);
+    }
+    return { target, status: res.statusCode, ...(code ? { code } : {}), ...(badShape ? { badShape } : {}) };
   } catch (err) {
     const e = err as { code?: string; name?: string };
-    return { target: url, transport: e.code ?? e.name ?? 'error' };
+    return { target, transport: e.code ?? e.name ?? 'error' };
   }
 }
 
@@ -51,9 +78,9 @@ export async function readyUntil(
   return Date.now() - started;
 }
 
-/** Samples /api/ready of each target every `everyMs` in the background, labelled by phase. */
+/** Samples each target every `everyMs` in the background, labelled by phase. */
 export function sampleReadiness(
-  targets: { url: string; dispatcher?: Dispatcher }[],
+  targets: Target[],
   phase: () => string,
   everyMs = 500,
 ): { samples: ReadySample[]; stop(): Promise<void> } {
@@ -62,7 +89,7 @@ export function sampleReadiness(
   const loop = (async () => {
     while (!stopped) {
       const now = phase();
-      const got = await Promise.all(targets.map((t) => ready(t.url, t.dispatcher)));
+      const got = await Promise.all(targets.map((t) => ready(t.url, t.dispatcher, t.path, t.token)));
       for (const g of got) samples.push({ ...g, phase: now });
       await sleep(everyMs);
     }

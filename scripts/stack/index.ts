@@ -168,8 +168,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const env: NodeJS.ProcessEnv = {
       ...baseEnv,
       INSTANCE_ID: p.instanceId,
+      // Listener ports and every metrics port stay on loopback: only nginx is reachable from outside.
+      HOST: '127.0.0.1',
       METRICS_PORT: String(p.metricsPort),
-      ...(p.port === undefined ? {} : { HOST: '127.0.0.1', PORT: String(p.port) }),
+      ...(p.port === undefined ? {} : { PORT: String(p.port) }),
       ...extra,
     };
     const logged = await stat(logFile(runDir, p.name)).catch(() => null);

@@ -11,7 +11,7 @@ import { startSender } from './worker.ts';
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'sender');
 const key = await loadSigningKey(config.SIGNING_KEY_FILE);
-const db = createDb(config.DATABASE_URL, Math.min(config.DATABASE_POOL_MAX, config.SENDER_PREFETCH + 1));
+const db = createDb(config.DATABASE_URL, Math.min(config.DATABASE_POOL_MAX, config.SENDER_PREFETCH + 1), log);
 const broker = await connectBroker(config, log);
 const pusher = createPusher(config, key.secretKey);
 const { deliveries, parking, tiers, retryQueue } = broker.topology;
@@ -45,6 +45,12 @@ async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'shutting down: finishing pushes in flight');
+  // Pushes end within SENDER_TIMEOUT_MS; anything slower than that plus slack is stuck (a dead
+  // broker socket, a hung pool): exit anyway, the broker redelivers whatever was not acked.
+  setTimeout(() => {
+    log.error('shutdown took too long, exiting');
+    process.exit(1);
+  }, config.SENDER_TIMEOUT_MS + 10_000).unref();
   // Stop taking deliveries, let the pushes in flight record their outcome and ack, then close.
   await consumer.stop();
   await Promise.allSettled([pusher.close(), broker.close(), metricsServer?.close()]);

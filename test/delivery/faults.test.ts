@@ -57,7 +57,9 @@ async function inboxEmpty(stack: DeliveryStack, d: Device): Promise<boolean> {
   return (await stack.call('GET', '/api/messages', { token: d.token })).body.events.length === 0;
 }
 
-describe('push delivery under faults', () => {
+describe('push delivery under faults', function () {
+  // Child processes start tsx (seconds on a loaded 2-core machine); nothing here is timed.
+  this.timeout(60_000);
   let stack: DeliveryStack;
   let sink: Sink;
   before(async () => {

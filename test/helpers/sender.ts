@@ -102,6 +102,10 @@ async function childSender(env: Record<string, string>): Promise<TestSender> {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = once(child, 'exit');
+  // Never outlive the test process (mocha --exit, a failed hook): an orphan would keep consuming.
+  const orphanGuard = () => child.kill('SIGKILL');
+  process.once('exit', orphanGuard);
+  void exited.then(() => process.off('exit', orphanGuard));
   await new Promise<void>((resolve, reject) => {
     let seen = '';
     // Keep reading stdout for the child's whole life, or a full pipe would block its logging.
@@ -114,7 +118,9 @@ async function childSender(env: Record<string, string>): Promise<TestSender> {
   });
   const signal = async (sig: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    const slow = setTimeout(() => child.kill('SIGKILL'), 15_000);
     await exited;
+    clearTimeout(slow);
   };
   return { stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL') };
 }

@@ -14,7 +14,7 @@ import { attachStream } from './stream/server.ts';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'listener');
-const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
+const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX, log);
 if (config.MIGRATE_ON_START) log.info({ applied: await migrateLatest(db) }, 'migrated');
 const signingKey = await loadSigningKey(config.SIGNING_KEY_FILE);
 // Reconnects by itself; the listener serves (and 201s) while RabbitMQ is down, the outbox holds the work.

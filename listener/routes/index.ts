@@ -7,6 +7,7 @@ import { groupRoutes } from './groups.ts';
 import { messageChangeRoutes } from './message-changes.ts';
 import { messageRoutes } from './messages.ts';
 import { sessionRoutes } from './sessions.ts';
+import { streamRoutes } from './stream.ts';
 import { systemRoutes } from './system.ts';
 import { userRoutes } from './users.ts';
 
@@ -21,5 +22,6 @@ export const routes: AnyRoute[] = [
   ...groupRoutes,
   ...groupMemberRoutes,
   ...fileRoutes,
+  ...streamRoutes,
   ...docsRoutes(() => routes),
 ];

@@ -25,8 +25,12 @@ export async function insertDevice(
   await q('devices').insert(row);
 }
 
+/**
+ * The device, locked until the caller's transaction ends: two resumes of one device, or a
+ * resume and a delete, then run one after the other instead of colliding on its session.
+ */
 export async function findDevice(q: Q, id: string): Promise<DeviceRow | undefined> {
-  return q<DeviceRow>('devices').where({ id }).first();
+  return q<DeviceRow>('devices').where({ id }).forUpdate().first();
 }
 
 /** The device list with its session state, for `GET /api/devices`. */

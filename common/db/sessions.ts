@@ -14,7 +14,7 @@ export async function openSession(
   q: Q,
   s: { tokenHash: Buffer; deviceId: string; userId: string; ttlDays: number },
 ): Promise<Date> {
-  await q('sessions').where({ device_id: s.deviceId }).delete();
+  // One statement, so a concurrent login of the same device cannot slip a row in between.
   const [row] = await q('sessions')
     .insert({
       token_hash: s.tokenHash,
@@ -22,6 +22,8 @@ export async function openSession(
       user_id: s.userId,
       expires_at: q.raw(`now() + make_interval(secs => ?)`, [s.ttlDays * 86400]),
     })
+    .onConflict('device_id')
+    .merge(['token_hash', 'user_id', 'expires_at', 'created_at'])
     .returning<{ expires_at: Date }[]>('expires_at');
   return row?.expires_at ?? new Date();
 }

@@ -162,6 +162,44 @@ describe('sessions: login, resume, logout, expiry', () => {
     expect(decrypt(back, pull.body.events[0])).to.equal('while you were out');
   });
 
+  it('when one device is resumed many times at once, then every login answers 200 and only the last token lives', async () => {
+    const [d] = await person(call, 1);
+    if (!d) throw new Error('setup');
+    const body = {
+      username: d.username,
+      password: d.password,
+      public_key: keyOf(d).public_key,
+      device_id: d.deviceId,
+    };
+    const answers = await Promise.all(Array.from({ length: 8 }, () => call('POST', '/api/login', { body })));
+    expect(answers.map((r) => r.status)).to.deep.equal(Array(8).fill(200));
+    const alive = [];
+    for (const r of answers) alive.push((await call('GET', '/api/users/me', { token: r.body.token })).status);
+    expect(alive.filter((s) => s === 200)).to.have.length(1);
+    expect(await listener.deps.db('sessions').where({ device_id: d.deviceId })).to.have.length(1);
+  });
+
+  it('when a device is deleted while it is being resumed, then the login answers 200 or 404, never 500', async () => {
+    for (let i = 0; i < 4; i++) {
+      const [d, other] = await person(call, 2);
+      if (!d || !other) throw new Error('setup');
+      const body = {
+        username: d.username,
+        password: d.password,
+        public_key: keyOf(d).public_key,
+        device_id: d.deviceId,
+      };
+      const [resume, del] = await Promise.all([
+        call('POST', '/api/login', { body }),
+        call('DELETE', `/api/devices/${d.deviceId}`, { token: other.token }),
+      ]);
+      expect(del.status).to.equal(204);
+      expect([200, 404]).to.include(resume.status);
+      expect(await listener.deps.db('devices').where({ id: d.deviceId })).to.deep.equal([]);
+      expect(await listener.deps.db('sessions').where({ device_id: d.deviceId })).to.deep.equal([]);
+    }
+  });
+
   it('when a session has expired, then its token is 401 and a fresh login works', async () => {
     const [d] = await person(call, 1);
     if (!d) throw new Error('setup');

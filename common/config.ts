@@ -136,6 +136,8 @@ const cliSchema = z.object({
   MESSENGER_URL: z.url().optional(),
   /** Password for register/login without a prompt (scripts). */
   MESSENGER_PASSWORD: z.string().optional(),
+  /** PEM certificate the CLI trusts besides the system CAs, like --ca (e.g. cert/certificate.pem). */
+  MESSENGER_CA: z.string().min(1).optional(),
 });
 
 export type CliEnv = z.output<typeof cliSchema>;

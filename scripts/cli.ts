@@ -26,7 +26,7 @@ const USAGE = `usage: npm run cli -- <command> [options]
 
 options: --url <base> (default https://127.0.0.1:8443), --profile <file> (default
   ~/.messenger/profile.json, or MESSENGER_PROFILE), --password <pw> (or MESSENGER_PASSWORD, else a
-  prompt), --ca <pem> (trust this certificate), --insecure (accept a self-signed certificate),
+  prompt), --ca <pem> (trust this certificate; or MESSENGER_CA), --insecure (accept any certificate),
   --json (machine-readable output), --device-name <name>`;
 
 class UsageError extends Error {}
@@ -84,9 +84,10 @@ function arg(i: number, what: string): string {
 async function client(needLogin: boolean): Promise<Messenger> {
   const saved = await readProfile(profilePath);
   const baseUrl = opt.url ?? saved?.base_url ?? env.MESSENGER_URL ?? 'https://127.0.0.1:8443';
+  const caFile = opt.ca ?? env.MESSENGER_CA;
   const tls: Partial<ClientOptions> = {
     ...(opt.insecure && { insecure: true }),
-    ...(opt.ca && { ca: readFileSync(opt.ca) }),
+    ...(caFile && { ca: readFileSync(caFile) }),
   };
   if (needLogin && !saved?.token)
     throw new UsageError(`not logged in (profile ${profilePath}): run login first`);

@@ -1,22 +1,31 @@
 import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
 import type { PendingEvent } from '../events.ts';
-import type { Q, Tx } from './index.ts';
+import type { Q } from './index.ts';
+
+/** A piece of SQL with its `?` bindings, folded into another statement. */
+export interface SqlPart {
+  sql: string;
+  bindings: Knex.RawBinding[];
+}
 
 /**
- * Appends events to device inboxes and queues one outbox row per event, inside the caller's
- * transaction. Each device's `last_seq` is bumped under its row lock, taken in id order so
+ * Appends events to device inboxes and queues one outbox row per event, in one statement (atomic
+ * on its own; inside the caller's transaction when given one). Each device's `last_seq` is bumped under its row lock, taken in id order so
  * concurrent senders never deadlock, and held until commit, so a device's seqs become visible
  * in order (a reader that acked up to N can never later see a committed seq below N).
  * Devices deleted meanwhile are skipped. Returns the number of events stored.
  */
 export async function appendEvents(
-  trx: Tx,
+  trx: Q,
   pending: PendingEvent[],
   ttlDays: number,
   /** The listener request's id, carried to the sender's logs. */
   requestId: string | null = null,
+  /** Writes of the caller's that go into the same statement (CTEs named other than c/bumped/ins). */
+  also?: SqlPart,
 ): Promise<number> {
-  if (!pending.length) return 0;
+  if (!pending.length && !also) return 0;
   const counts = new Map<string, number>();
   const cols = {
     device: [] as string[],
@@ -42,7 +51,8 @@ export async function appendEvents(
   // One statement (one round trip): bump each device's last_seq under its row lock, then insert
   // the inbox rows with their seqs and one outbox row per event.
   const { rowCount } = await trx.raw<{ rowCount: number }>(
-    `WITH c AS (
+    `WITH ${also ? `${also.sql},` : ''}
+     c AS (
        SELECT id, n FROM unnest(?::uuid[], ?::int[]) AS c(id, n)),
      bumped AS (
        UPDATE devices d SET last_seq = d.last_seq + c.n
@@ -62,6 +72,7 @@ export async function appendEvents(
      INSERT INTO outbox (device_id, seq, event_id, request_id)
      SELECT device_id, seq, event_id, ? FROM ins ORDER BY device_id, seq`,
     [
+      ...(also?.bindings ?? []),
       ids,
       ids.map((id) => counts.get(id) ?? 1),
       ids,

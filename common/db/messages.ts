@@ -1,3 +1,4 @@
+import type { SqlPart } from './inbox.ts';
 import type { Q } from './index.ts';
 
 export interface MessageRow {
@@ -18,6 +19,37 @@ export async function insertMessage(
   const [inserted] = await q('messages').insert(row).returning<{ sent_at: Date }[]>('sent_at');
   if (!inserted) throw new Error('insert returned no row');
   return inserted.sent_at;
+}
+
+/**
+ * The message row and its recipients as CTEs (`message`, `recipients`) for appendEvents to run in
+ * the same statement as the events: a direct send is then one round trip with no explicit
+ * transaction. `sent_at` comes from the caller, because the events carry it.
+ */
+export function messageInsert(
+  row: Pick<
+    MessageRow,
+    'id' | 'sender_user_id' | 'sender_device_id' | 'group_id' | 'client_message_id' | 'sent_at'
+  >,
+  recipientUserIds: string[],
+): SqlPart {
+  return {
+    sql: `message AS (
+       INSERT INTO messages (id, sender_user_id, sender_device_id, group_id, client_message_id, sent_at)
+       VALUES (?, ?, ?, ?, ?, ?)),
+     recipients AS (
+       INSERT INTO message_recipients (message_id, user_id) SELECT ?, unnest(?::uuid[]))`,
+    bindings: [
+      row.id,
+      row.sender_user_id,
+      row.sender_device_id,
+      row.group_id,
+      row.client_message_id,
+      row.sent_at,
+      row.id,
+      [...new Set(recipientUserIds)],
+    ],
+  };
 }
 
 /** A message sent earlier by this device with this client id, within the idempotency window. */

@@ -3,9 +3,8 @@ import { z } from 'zod';
 import { linkFiles, lockOwnFiles } from '../../common/db/files.ts';
 import { lockGroup } from '../../common/db/groups.ts';
 import { ackInbox, appendEvents, readInbox } from '../../common/db/inbox.ts';
-import { isUniqueViolation } from '../../common/db/index.ts';
-import { insertRecipients } from '../../common/db/message-recipients.ts';
-import { findByClientMessageId, insertMessage } from '../../common/db/messages.ts';
+import { isUniqueViolation, type Q } from '../../common/db/index.ts';
+import { findByClientMessageId, messageInsert } from '../../common/db/messages.ts';
 import { findUserByUsername } from '../../common/db/users.ts';
 import { notFound } from '../../common/errors.ts';
 import type { PendingEvent } from '../../common/events.ts';
@@ -104,35 +103,47 @@ export const messageRoutes = [
         recipients = [recipient.id];
       }
       const id = randomUUID();
-      let sentAt: Date;
+      const sentAt = new Date();
+      // Message, recipients, inbox and outbox rows in one statement: a direct message without
+      // files needs no explicit transaction (BEGIN/COMMIT would double its round trips).
+      const store = (q: Q) =>
+        appendEvents(
+          q,
+          messageEvents(
+            ctx,
+            { id, group_id: groupId, sent_at: sentAt.toISOString(), file_ids: fileIds },
+            body.envelopes,
+          ),
+          config.INBOX_TTL_DAYS,
+          ctx.state.requestId,
+          messageInsert(
+            {
+              id,
+              sender_user_id: auth.userId,
+              sender_device_id: auth.deviceId,
+              group_id: groupId,
+              client_message_id: body.client_message_id ?? null,
+              sent_at: sentAt,
+            },
+            recipients,
+          ),
+        );
       try {
-        sentAt = await db.transaction(async (trx) => {
-          if (groupId) {
-            // Locked until commit: a member removed concurrently either gets this message or cannot send.
-            const group = await lockGroup(trx, groupId, 'share');
-            if (!group?.members.includes(auth.userId)) throw notFound('no such group');
-            await checkCoverage(trx, group.members, auth, body.envelopes);
-            recipients = group.members.filter((u) => u !== auth.userId);
-          }
-          if (!(await lockOwnFiles(trx, auth.userId, fileIds))) throw notFound('no such file');
-          const at = await insertMessage(trx, {
-            id,
-            sender_user_id: auth.userId,
-            sender_device_id: auth.deviceId,
-            group_id: groupId,
-            client_message_id: body.client_message_id ?? null,
+        if (!groupId && !fileIds.length) await store(db);
+        else {
+          await db.transaction(async (trx) => {
+            if (groupId) {
+              // Locked until commit: a member removed concurrently either gets this message or cannot send.
+              const group = await lockGroup(trx, groupId, 'share');
+              if (!group?.members.includes(auth.userId)) throw notFound('no such group');
+              await checkCoverage(trx, group.members, auth, body.envelopes);
+              recipients = group.members.filter((u) => u !== auth.userId);
+            }
+            if (!(await lockOwnFiles(trx, auth.userId, fileIds))) throw notFound('no such file');
+            await store(trx);
+            await linkFiles(trx, id, fileIds);
           });
-          await insertRecipients(trx, id, recipients);
-          await linkFiles(trx, id, fileIds);
-          const m = { id, group_id: groupId, sent_at: at.toISOString(), file_ids: fileIds };
-          await appendEvents(
-            trx,
-            messageEvents(ctx, m, body.envelopes),
-            config.INBOX_TTL_DAYS,
-            ctx.state.requestId,
-          );
-          return at;
-        });
+        }
       } catch (err) {
         // A concurrent retry with the same client_message_id won the race: answer as a replay.
         if (body.client_message_id && isUniqueViolation(err, 'messages_idempotency')) {

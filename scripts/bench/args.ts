@@ -30,6 +30,8 @@ export interface BenchArgs {
   cpuProf: string | undefined;
   /** LOG_LEVEL of the listeners and senders (their logs go to the run directory). */
   logLevel: string;
+  /** Extra environment for listeners and senders (`--env KEY=VALUE`, repeatable), for tuning runs. */
+  env: Record<string, string>;
 }
 
 const HELP = `npm run bench -- [flags]
@@ -50,6 +52,7 @@ const HELP = `npm run bench -- [flags]
   --out DIR            results directory (default results)
   --cpu-prof DIR       start listeners and senders with --cpu-prof into DIR
   --log-level LEVEL    LOG_LEVEL of listeners and senders (default info)
+  --env KEY=VALUE      extra environment for listeners and senders (repeatable), e.g. DATABASE_POOL_MAX=5
   --smoke              tiny, fast run (plumbing check): 2 s phases, few users
 `;
 
@@ -74,6 +77,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       out: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'log-level': { type: 'string' },
+      env: { type: 'string', multiple: true },
       smoke: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -123,5 +127,12 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     smoke,
     cpuProf: values['cpu-prof'],
     logLevel: values['log-level'] ?? 'info',
+    env: Object.fromEntries(
+      (values.env ?? []).map((kv) => {
+        const i = kv.indexOf('=');
+        if (i < 1) throw new Error(`--env wants KEY=VALUE, got ${kv}`);
+        return [kv.slice(0, i), kv.slice(i + 1)];
+      }),
+    ),
   };
 }

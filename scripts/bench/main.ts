@@ -75,7 +75,7 @@ process.once('SIGINT', stopOnSignal);
 process.once('SIGTERM', stopOnSignal);
 
 try {
-  if (!args.url) env = await prepareEnv({ logLevel: args.logLevel, cpuProf: args.cpuProf });
+  if (!args.url) env = await prepareEnv({ logLevel: args.logLevel, cpuProf: args.cpuProf, extra: args.env });
   const config = env?.config;
   if (args.phases.includes('raw')) {
     if (!config) throw new Error('raw ceilings need the local services (no --url)');

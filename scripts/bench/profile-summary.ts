@@ -71,3 +71,21 @@ process.stdout.write(
 );
 print('self time by function', fn);
 print('self time by package / file', pkg);
+
+// Inclusive time: self time of a node and everything it called, summed per function (a function
+// on the stack twice is counted once per sample path, so recursion may overcount).
+const parent = new Map<number, number>();
+for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+const inclusive = new Map<string, number>();
+for (const [id, us] of self) {
+  const seen = new Set<string>();
+  for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+    const n = byId.get(cur);
+    if (!n || !n.callFrame.url) continue;
+    const key = `${n.callFrame.functionName || '(anonymous)'} ${place(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    inclusive.set(key, (inclusive.get(key) ?? 0) + us);
+  }
+}
+print('inclusive time by function', inclusive);

@@ -49,7 +49,11 @@ export interface BenchEnv {
  * A fresh database (`<name>_bench`, dropped and migrated) and a unique RabbitMQ prefix for this
  * run, so results do not depend on what an earlier run or the test suite left behind.
  */
-export async function prepareEnv(opts: { logLevel: string; cpuProf: string | undefined }): Promise<BenchEnv> {
+export async function prepareEnv(opts: {
+  logLevel: string;
+  cpuProf: string | undefined;
+  extra: Record<string, string>;
+}): Promise<BenchEnv> {
   const base = loadConfig();
   const url = new URL(base.DATABASE_URL);
   const name = `${url.pathname.slice(1) || 'messenger'}_bench`.replace(/[^\w]/g, '');
@@ -85,6 +89,7 @@ export async function prepareEnv(opts: { logLevel: string; cpuProf: string | und
     SENDER_ALLOW_PRIVATE_ADDRESSES: 'true',
     SIGNING_KEY_FILE: keyFile,
     ...(opts.cpuProf && { NODE_OPTIONS: `--import=${profiler(opts.cpuProf)}` }),
+    ...opts.extra,
   };
   return { runDir, config: loadConfig(env), env };
 }

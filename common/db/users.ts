@@ -17,6 +17,11 @@ export async function findUserByUsername(q: Q, username: string): Promise<UserRo
   return q<UserRow>('users').where({ username }).first();
 }
 
+/** Holds the user row until the transaction ends (a concurrent account deletion waits); false when gone. */
+export async function lockUser(q: Q, id: string): Promise<boolean> {
+  return (await q('users').select('id').where({ id }).forShare().first()) !== undefined;
+}
+
 export async function findUserById(q: Q, id: string): Promise<UserRow | undefined> {
   return q<UserRow>('users').where({ id }).first();
 }

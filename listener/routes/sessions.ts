@@ -6,10 +6,12 @@ import { findDevice, insertDevice, updateDevice } from '../../common/db/devices.
 import { requeueInbox } from '../../common/db/inbox.ts';
 import { clearLoginFailures, loginLockedFor, recordLoginFailure } from '../../common/db/login-failures.ts';
 import { endSession, openSession } from '../../common/db/sessions.ts';
-import { findUserByUsername } from '../../common/db/users.ts';
+import { findUserByUsername, lockUser } from '../../common/db/users.ts';
 import { AppError, conflict, notFound, rateLimited } from '../../common/errors.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
+
+const invalidCredentials = () => new AppError(401, 'invalid_credentials', 'wrong username or password');
 
 /** Verified against when the username is unknown, so both failures cost the same time. */
 let decoyHash: Promise<string> | undefined;
@@ -23,7 +25,7 @@ async function checkCredentials(ctx: Ctx, username: string, password: string) {
   const ok = await verifyPassword(password, user?.password_hash ?? (await decoyHash));
   if (!user || !ok) {
     await recordLoginFailure(db, username, config.LOGIN_LOCK_SECONDS);
-    throw new AppError(401, 'invalid_credentials', 'wrong username or password');
+    throw invalidCredentials();
   }
   await clearLoginFailures(db, username);
   return user;
@@ -62,6 +64,8 @@ export const sessionRoutes = [
       const client = { last_ip: ctx.state.clientIp, user_agent: ctx.get('user-agent').slice(0, 512) || null };
       let requeued = 0;
       const expiresAt = await db.transaction(async (trx) => {
+        // The account may be deleted while this login runs: then the credentials no longer hold.
+        if (!(await lockUser(trx, user.id))) throw invalidCredentials();
         if (body.device_id) {
           const device = await findDevice(trx, body.device_id);
           if (!device || device.user_id !== user.id) throw notFound('no such device');
@@ -73,7 +77,8 @@ export const sessionRoutes = [
             ...(body.user_address && { user_address: body.user_address }),
           });
           // Everything queued while the device was away goes out again now that it is back.
-          if (body.user_address ?? device.user_address) requeued = await requeueInbox(trx, deviceId, ctx.state.requestId);
+          if (body.user_address ?? device.user_address)
+            requeued = await requeueInbox(trx, deviceId, ctx.state.requestId);
         } else {
           await insertDevice(trx, {
             id: deviceId,

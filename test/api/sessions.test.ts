@@ -200,6 +200,21 @@ describe('sessions: login, resume, logout, expiry', () => {
     }
   });
 
+  it('when an account is deleted while it logs in, then the login answers 200 or 401, never 500', async () => {
+    for (let i = 0; i < 6; i++) {
+      const [d] = await person(call, 1);
+      if (!d) throw new Error('setup');
+      const pk = b64(nacl.box.keyPair().publicKey);
+      const [fresh, del] = await Promise.all([
+        call('POST', '/api/login', { body: { username: d.username, password: d.password, public_key: pk } }),
+        call('DELETE', '/api/users/me', { token: d.token, body: { password: d.password } }),
+      ]);
+      expect(del.status).to.equal(204);
+      expect([200, 401], JSON.stringify(fresh.body)).to.include(fresh.status);
+      expect(await listener.deps.db('devices').where({ user_id: d.userId })).to.deep.equal([]);
+    }
+  });
+
   it('when a session has expired, then its token is 401 and a fresh login works', async () => {
     const [d] = await person(call, 1);
     if (!d) throw new Error('setup');

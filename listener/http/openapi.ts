@@ -7,7 +7,7 @@ type Json = Record<string, unknown>;
 /** Errors every route may answer besides its own, when they apply (see route.ts). */
 const IMPLIED: Record<number, { when: (r: AnyRoute) => boolean; description: string }> = {
   400: {
-    when: (r) => !!(r.body || r.query || r.params),
+    when: (r) => !!(r.body || r.rawBody || r.query || r.params),
     description: '`invalid_request`: `details` lists `{field, problem}` for each bad input field',
   },
   401: { when: (r) => r.auth, description: '`unauthorized`: missing, invalid or expired bearer token' },
@@ -81,10 +81,10 @@ function operation(set: SchemaSet, r: AnyRoute): Json {
   for (const [status, spec] of Object.entries(r.responses)) {
     const code = Number(status);
     const schema = spec.schema ? set.convert(spec.schema, 'output') : code >= 400 ? ERROR_REF : undefined;
-    responses[status] = {
-      description: spec.description,
-      ...(schema && { content: { 'application/json': { schema } } }),
-    };
+    const content = spec.contentType
+      ? { [spec.contentType]: { schema: { type: 'string', contentMediaType: spec.contentType } } }
+      : schema && { 'application/json': { schema } };
+    responses[status] = { description: spec.description, ...(content && { content }) };
   }
   for (const [status, implied] of Object.entries(IMPLIED)) {
     if (responses[status] || !implied.when(r)) continue;
@@ -94,7 +94,14 @@ function operation(set: SchemaSet, r: AnyRoute): Json {
     };
   }
   let requestBody: Json | undefined;
-  if (r.body) {
+  if (r.rawBody) {
+    const { contentType, description } = r.rawBody;
+    requestBody = {
+      required: true,
+      description,
+      content: { [contentType]: { schema: { type: 'string', contentMediaType: contentType } } },
+    };
+  } else if (r.body) {
     const schema = set.convert(r.body, 'input');
     requestBody = {
       required: Array.isArray(schema.required) && schema.required.length > 0,

@@ -14,6 +14,8 @@ type Out<S extends Schema> = S extends z.ZodType ? z.output<S> : undefined;
 export interface ResponseSpec {
   description: string;
   schema?: z.ZodType;
+  /** A non-JSON answer (e.g. `application/octet-stream`), for the OpenAPI document. */
+  contentType?: string;
 }
 
 /**
@@ -28,6 +30,8 @@ export interface RouteDef<B extends Schema, Q extends Schema, P extends Schema> 
   tag: string;
   auth: boolean;
   body?: B;
+  /** A raw (non-JSON) body the handler streams itself: documented only, never parsed. */
+  rawBody?: { contentType: string; description: string };
   query?: Q;
   params?: P;
   /** Success and route-specific error answers; common errors (400/401/429/503) are implied. */

@@ -30,6 +30,7 @@ export const fileRoutes = [
       'Upload a client-encrypted file: the raw bytes as application/octet-stream, at most 25 MiB. Streamed into PostgreSQL in 256 KiB chunks (any listener serves any file); unreferenced uploads are deleted after FILE_GC_AGE_SECONDS (1 h)',
     auth: true,
     // No `body` schema: the route machinery must leave the raw request stream to the handler.
+    rawBody: { contentType: 'application/octet-stream', description: 'the client-encrypted file bytes' },
     responses: {
       201: { description: 'stored', schema: uploaded },
       400: { description: 'empty body' },
@@ -78,7 +79,10 @@ export const fileRoutes = [
     auth: true,
     params: z.strictObject({ file_id: s.id }),
     responses: {
-      200: { description: 'the bytes (application/octet-stream, with Content-Length and X-Content-SHA256)' },
+      200: {
+        description: 'the bytes (application/octet-stream, with Content-Length and X-Content-SHA256)',
+        contentType: 'application/octet-stream',
+      },
       404: { description: 'no such file, or not shared with you' },
     },
     async handle(ctx, { params }) {

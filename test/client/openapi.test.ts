@@ -62,7 +62,7 @@ describe('OpenAPI document', () => {
         ...Object.keys(r.responses),
         '429',
         '503',
-        ...(r.body || r.query || r.params ? ['400'] : []),
+        ...(r.body || r.rawBody || r.query || r.params ? ['400'] : []),
         ...(r.auth ? ['401'] : []),
       ];
       expect(statuses, where).to.include.members(expected);
@@ -87,6 +87,11 @@ describe('OpenAPI document', () => {
     expect(pull).to.deep.include.members([
       ['after', 'query', false],
       ['limit', 'query', false],
+    ]);
+    const upload = served.paths['/api/files'].post;
+    expect(Object.keys(upload.requestBody.content)).to.deep.equal(['application/octet-stream']);
+    expect(Object.keys(served.paths['/api/files/{file_id}'].get.responses['200'].content)).to.deep.equal([
+      'application/octet-stream',
     ]);
     expect(served.components.schemas.Error.required).to.deep.equal(['error', 'message']);
     expect(served.components.securitySchemes.bearer).to.include({ type: 'http', scheme: 'bearer' });

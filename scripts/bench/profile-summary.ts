@@ -81,7 +81,7 @@ for (const [id, us] of self) {
   const seen = new Set<string>();
   for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
     const n = byId.get(cur);
-    if (!n || !n.callFrame.url) continue;
+    if (!n?.callFrame.url) continue;
     const key = `${n.callFrame.functionName || '(anonymous)'} ${place(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
     if (seen.has(key)) continue;
     seen.add(key);

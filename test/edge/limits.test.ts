@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
+import WebSocket from 'ws';
 import { freePort } from '../../scripts/stack/processes.ts';
 import type { Reply } from '../helpers/http.ts';
-import { uniqueName } from '../helpers/people.ts';
+import { person, uniqueName } from '../helpers/people.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
 function expectNginx429(res: Reply): void {
@@ -19,7 +21,7 @@ describe('edge: per-IP rate limits at nginx', function () {
   before(async () => {
     stack = await startTestStack({
       listeners: 2,
-      limits: { ratePerSecond: 5, burst: 10, authPerMinute: 1, authBurst: 2 },
+      limits: { ratePerSecond: 5, burst: 10, authPerMinute: 1, authBurst: 2, streamConnections: 2 },
     });
   });
   after(() => stack?.stop());
@@ -62,6 +64,44 @@ describe('edge: per-IP rate limits at nginx', function () {
       body: { username: uniqueName('edge'), password: 'correct horse battery' },
     });
     expect(elsewhere.status).to.equal(201);
+  });
+
+  it('when one IP opens more WebSockets than allowed, then the extra upgrade gets JSON 429 and the open ones stay', async () => {
+    const call = stack.callFrom('127.0.0.11');
+    const [device] = await person(call, 1);
+    const ca = readFileSync(stack.certFile);
+    const url = `${stack.url.replace(/^https/, 'wss')}/api/stream`;
+    const open = (): Promise<WebSocket | { status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, {
+          ca,
+          localAddress: '127.0.0.11',
+          headers: { authorization: `Bearer ${device?.token}` },
+        });
+        ws.once('open', () => resolve(ws));
+        ws.once('unexpected-response', (req, res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => {
+            body += c;
+          });
+          res.on('end', () => {
+            resolve({ status: res.statusCode ?? 0, body });
+            ws.on('error', () => {});
+            req.destroy();
+          });
+        });
+        ws.once('error', reject);
+      });
+    const first = await open();
+    const second = await open();
+    const third = await open();
+    expect(first).to.be.instanceOf(WebSocket);
+    expect(second).to.be.instanceOf(WebSocket);
+    expect(third).to.deep.include({ status: 429 });
+    expect(JSON.parse((third as { body: string }).body).error).to.equal('rate_limited');
+    const other = await stack.call('GET', '/api/health');
+    expect(other.status).to.equal(200);
+    for (const ws of [first, second]) if (ws instanceof WebSocket) ws.close();
   });
 });
 

@@ -6,6 +6,9 @@ import type { Boxes, World } from './world.ts';
 
 /** One HTTP exchange of a send: an answer (status, error code) or a transport error. */
 export interface Attempt {
+  /** Date.now() when the request was sent and when its answer (or error) came. */
+  at: number;
+  end: number;
   status?: number;
   /** `error` of a JSON error body. */
   code?: string;
@@ -73,6 +76,7 @@ async function attempt(
   from: Device,
   body: string,
 ): Promise<Attempt & { retryAfterMs?: number }> {
+  const at = Date.now();
   try {
     const res = await request(`${opts.base}/api/messages`, {
       method: 'POST',
@@ -84,7 +88,7 @@ async function attempt(
     });
     const text = await res.body.text();
     const servedBy = res.headers['x-served-by'];
-    const a: Attempt & { retryAfterMs?: number } = { status: res.statusCode };
+    const a: Attempt & { retryAfterMs?: number } = { at, end: Date.now(), status: res.statusCode };
     if (typeof servedBy === 'string') a.servedBy = servedBy;
     if (res.statusCode < 300) {
       a.messageId = (JSON.parse(text) as { message_id: string }).message_id;
@@ -98,7 +102,7 @@ async function attempt(
     return a;
   } catch (err) {
     const e = err as { code?: string; cause?: { code?: string }; name?: string };
-    return { transport: e.code ?? e.cause?.code ?? e.name ?? 'error' };
+    return { at, end: Date.now(), transport: e.code ?? e.cause?.code ?? e.name ?? 'error' };
   }
 }
 

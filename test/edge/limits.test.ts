@@ -99,6 +99,7 @@ describe('edge: per-IP rate limits at nginx', function () {
     expect(second).to.be.instanceOf(WebSocket);
     expect(third).to.deep.include({ status: 429 });
     expect(JSON.parse((third as { body: string }).body).error).to.equal('rate_limited');
+    for (const ws of [first, second]) expect((ws as WebSocket).readyState).to.equal(WebSocket.OPEN);
     const other = await stack.call('GET', '/api/health');
     expect(other.status).to.equal(200);
     for (const ws of [first, second]) if (ws instanceof WebSocket) ws.close();

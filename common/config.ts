@@ -63,6 +63,7 @@ const schema = z.object({
   SENDER_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
   /** Whole push request (connect, headers, body) must finish within this. */
   SENDER_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  /** Keep-alive connections and pushes in flight per receiver origin, per sender (more are deferred). */
   SENDER_CONNECTIONS_PER_ORIGIN: z.coerce.number().int().min(1).max(256).default(8),
   /** Let pushes reach loopback/private/link-local addresses (local development and tests only). */
   SENDER_ALLOW_PRIVATE_ADDRESSES: bool.default(false),

@@ -9,6 +9,7 @@ import type { Broker, Consumer, Publication } from '../common/queue/broker.ts';
 import { type Delivery, parseDelivery } from '../common/queue/messages.ts';
 import { tierFor } from '../common/queue/topology.ts';
 import type { Pusher } from './deliver.ts';
+import { type OriginGate, originGate, originOf } from './origin-gate.ts';
 import { type Outcome, outcome, type RetryPolicy } from './outcome.ts';
 
 export interface SenderDeps {
@@ -19,6 +20,8 @@ export interface SenderDeps {
   log: Logger;
   /** Deliveries by outcome and commit-to-push latency (absent in some tests). */
   metrics?: SenderMetrics;
+  /** Per-origin cap on pushes in flight (startSender makes one; absent = no cap). */
+  gate?: OriginGate;
 }
 
 export function retryPolicy(config: Config): RetryPolicy {
@@ -86,8 +89,22 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
     return;
   }
   const address = target.user_address;
+  const origin = originOf(address);
+  if (deps.gate && !deps.gate.tryAcquire(origin)) {
+    // That receiver already has all the pushes it may have from us: look again after a short
+    // delay, without an attempt, and keep this slot for other receivers.
+    await broker.publish([delayed(broker, d, Date.now() + deps.config.SENDER_RETRY_BASE_MS)]);
+    ch.ack(msg);
+    log.debug('origin busy, deferred');
+    return;
+  }
   const attempt = d.attempt + 1;
-  const res = await pusher.push(address, d.event_id, target.body);
+  let res: Awaited<ReturnType<Pusher['push']>>;
+  try {
+    res = await pusher.push(address, d.event_id, target.body);
+  } finally {
+    deps.gate?.release(origin);
+  }
   const now = Date.now();
   const o = outcome(
     res.answer,
@@ -134,12 +151,13 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
 /** Starts consuming deliveries; stop() finishes the pushes in flight before resolving. */
 export function startSender(deps: SenderDeps): Consumer {
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const withGate = { ...deps, gate: deps.gate ?? originGate(deps.config.SENDER_CONNECTIONS_PER_ORIGIN) };
   return deps.broker.consume(
     deps.broker.topology.deliveries,
     deps.config.SENDER_PREFETCH,
     async (msg, ch) => {
       try {
-        await handleDelivery(deps, msg, ch);
+        await handleDelivery(withGate, msg, ch);
       } catch (err) {
         // PostgreSQL or the broker is down: hand the message back after a pause (no hot loop);
         // it is attempted again, with the same webhook-id.

@@ -116,4 +116,23 @@ describe('push delivery under faults', function () {
     await sender.stop();
     expect(sink.requests.map((r) => r.json().message_id)).to.include.members([before, after]);
   });
+
+  it('when one receiver is slow, then it gets at most its per-origin share of pushes and other receivers are not held up', async () => {
+    sink = await startSink({ otherwise: { status: 200, delayMs: 3_000 } });
+    const fast = await startSink();
+    try {
+      const sender = await stack.startSender({ SENDER_CONNECTIONS_PER_ORIGIN: '2' });
+      const slow = await pair(stack.call, `${sink.url}/slow`);
+      const quick = await pair(stack.call, `${fast.url}/quick`);
+      await sendMany(stack, slow.from, slow.to, 4); // as many as the prefetch
+      const quickId = await send(stack.call, quick.from, quick.to, 'not stuck behind the slow one');
+      await fast.waitFor((r) => r.some((q) => q.json().message_id === quickId), 20_000);
+      // Without the cap all 4 slots would sit on the slow receiver for 3 s per push.
+      expect(sink.requests.length).to.be.at.most(2);
+      await eventually(() => inboxEmpty(stack, slow.to), 40_000, 'slow receiver served');
+      await sender.stop();
+    } finally {
+      await fast.close();
+    }
+  });
 });

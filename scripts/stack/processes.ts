@@ -94,18 +94,6 @@ export async function stopPid(pid: number, marker: string, graceMs = 10_000): Pr
   return true;
 }
 
-/** Names of processes whose PID file under `runDir` still points at a live process of ours. */
-export async function runningProcs(runDir: string): Promise<string[]> {
-  const dir = pidDir(runDir);
-  if (!existsSync(dir)) return [];
-  const names: string[] = [];
-  for (const f of (await readdir(dir)).filter((n) => n.endsWith('.pid'))) {
-    const [pidText, marker = ''] = (await readFile(join(dir, f), 'utf8')).split('\n');
-    if (isOurs(Number(pidText), marker) && alive(Number(pidText))) names.push(f.replace(/\.pid$/, ''));
-  }
-  return names;
-}
-
 /** Stops every process with a PID file under `runDir` (what the stack started), newest role first. */
 export async function stopAll(runDir: string, log: (msg: string) => void = () => {}): Promise<number> {
   const dir = pidDir(runDir);

@@ -56,6 +56,37 @@ export async function deviceKeysByUser(q: Q, userIds: string[]): Promise<Map<str
   return byUser;
 }
 
+/**
+ * A user found by username plus the directory entries of that user and of `alsoUserId` (the
+ * sender), in one query: what a direct send needs before it can check device coverage.
+ */
+export async function deviceKeysByUsername(
+  q: Q,
+  username: string,
+  alsoUserId: string,
+): Promise<{ userId: string; byUser: Map<string, DeviceKey[]> } | undefined> {
+  const { rows } = await q.raw<{
+    rows: { user_id: string; named: boolean; device_id: string | null; public_key: string | null }[];
+  }>(
+    `SELECT u.id AS user_id, u.username = ? AS named, d.id AS device_id, d.public_key
+       FROM users u LEFT JOIN devices d ON d.user_id = u.id
+      WHERE u.username = ? OR u.id = ?
+      ORDER BY d.created_at, d.id`,
+    [username, username, alsoUserId],
+  );
+  const named = rows.find((r) => r.named);
+  if (!named) return undefined;
+  const byUser = new Map<string, DeviceKey[]>([
+    [named.user_id, []],
+    [alsoUserId, []],
+  ]);
+  for (const r of rows) {
+    if (r.device_id && r.public_key)
+      byUser.get(r.user_id)?.push({ device_id: r.device_id, public_key: r.public_key });
+  }
+  return { userId: named.user_id, byUser };
+}
+
 export async function updateDevice(
   q: Q,
   id: string,

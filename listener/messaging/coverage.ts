@@ -1,4 +1,4 @@
-import { deviceKeysByUser } from '../../common/db/devices.ts';
+import { type DeviceKey, deviceKeysByUser } from '../../common/db/devices.ts';
 import type { Q } from '../../common/db/index.ts';
 import { badRequest, conflict } from '../../common/errors.ts';
 
@@ -19,17 +19,21 @@ export async function checkCoverage(
   sender: { userId: string; deviceId: string },
   envelopes: Envelope[],
 ): Promise<void> {
-  const seen = new Set<string>();
-  for (const e of envelopes) {
-    if (seen.has(e.device_id)) {
-      throw badRequest(`two envelopes for device ${e.device_id}`, [
-        { field: 'body.envelopes', problem: 'duplicate device_id' },
-      ]);
-    }
-    seen.add(e.device_id);
-  }
+  const seen = uniqueDevices(envelopes);
   const users = [...new Set([...recipientUserIds, sender.userId])];
-  const byUser = await deviceKeysByUser(q, users);
+  checkCoverageOf(await deviceKeysByUser(q, users), sender, envelopes, seen);
+}
+
+/**
+ * The same check on directory entries already loaded (keyed by user id, recipients and sender),
+ * e.g. by deviceKeysByUsername together with the recipient itself.
+ */
+export function checkCoverageOf(
+  byUser: Map<string, DeviceKey[]>,
+  sender: { userId: string; deviceId: string },
+  envelopes: Envelope[],
+  seen = uniqueDevices(envelopes),
+): void {
   const expected = new Map<string, { user_id: string; device_id: string; public_key: string }>();
   for (const [userId, devices] of byUser) {
     for (const d of devices)
@@ -47,4 +51,18 @@ export async function checkCoverage(
       },
     );
   }
+}
+
+/** The envelopes' device ids; two envelopes for one device → 400. */
+function uniqueDevices(envelopes: Envelope[]): Set<string> {
+  const seen = new Set<string>();
+  for (const e of envelopes) {
+    if (seen.has(e.device_id)) {
+      throw badRequest(`two envelopes for device ${e.device_id}`, [
+        { field: 'body.envelopes', problem: 'duplicate device_id' },
+      ]);
+    }
+    seen.add(e.device_id);
+  }
+  return seen;
 }

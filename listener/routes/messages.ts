@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { deviceKeysByUsername } from '../../common/db/devices.ts';
 import { linkFiles, lockOwnFiles } from '../../common/db/files.ts';
 import { lockGroup } from '../../common/db/groups.ts';
 import { ackInbox, appendEvents, readInbox } from '../../common/db/inbox.ts';
 import { isUniqueViolation, type Q } from '../../common/db/index.ts';
 import { findByClientMessageId, messageInsert } from '../../common/db/messages.ts';
-import { findUserByUsername } from '../../common/db/users.ts';
 import { notFound } from '../../common/errors.ts';
 import type { PendingEvent } from '../../common/events.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
-import { checkCoverage, type Envelope } from '../messaging/coverage.ts';
+import { checkCoverage, checkCoverageOf, type Envelope } from '../messaging/coverage.ts';
 
 export const MAX_ENVELOPES = 1000;
 export const MAX_CIPHERTEXT_BYTES = 64 * 1024;
@@ -97,10 +97,11 @@ export const messageRoutes = [
       const fileIds = body.file_ids ?? [];
       let recipients: string[] = [];
       if (!groupId) {
-        const recipient = await findUserByUsername(db, body.to ?? '');
-        if (!recipient) throw notFound('no such user');
-        await checkCoverage(db, [recipient.id], auth, body.envelopes);
-        recipients = [recipient.id];
+        // The recipient and both users' device directories in one query.
+        const found = await deviceKeysByUsername(db, body.to ?? '', auth.userId);
+        if (!found) throw notFound('no such user');
+        checkCoverageOf(found.byUser, auth, body.envelopes);
+        recipients = [found.userId];
       }
       const id = randomUUID();
       const sentAt = new Date();

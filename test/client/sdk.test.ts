@@ -193,4 +193,17 @@ describe('client SDK against a real listener', () => {
     expect(states.slice(0, 3)).to.deep.equal(['open', 'closed', 'open']);
     expect((await b.pull()).events, 'everything handled was acknowledged').to.deep.equal([]);
   });
+
+  it('when the session is gone, then stream() fails with ApiError 401 instead of reconnecting forever', async function () {
+    if (!serves('get', '/api/stream')) this.skip();
+    const [b] = await newUser(listener.url, 1);
+    if (!b) throw new Error('setup');
+    const stale = Messenger.fromProfile(b.toProfile(), { baseUrl: listener.url });
+    await b.logout();
+    const err = await (async () => {
+      for await (const _ of stale.stream({ minBackoffMs: 50 })) throw new Error('no event expected');
+    })().catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(ApiError);
+    expect((err as ApiError).status).to.equal(401);
+  });
 });

@@ -4,7 +4,11 @@
  * Everything listens on 127.0.0.1, every phase is bounded in time, and the bench stops what it
  * started (by PID) even when a phase fails.
  */
+import { rm } from 'node:fs/promises';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../common/config.ts';
+import { ROOT } from '../stack/index.ts';
 import { type BenchArgs, parseBenchArgs } from './args.ts';
 import { type Ceilings, measureCeilings } from './ceilings/index.ts';
 import { serviceGroups, withChildren } from './cpu.ts';
@@ -76,9 +80,10 @@ process.once('SIGTERM', stopOnSignal);
 
 try {
   if (!args.url) env = await prepareEnv({ logLevel: args.logLevel, cpuProf: args.cpuProf, extra: args.env });
-  const config = env?.config;
+  const rawDir = join(ROOT, 'run', `bench-raw-${process.pid}`);
+  // With --url the ceilings still measure this machine's services (DATABASE_URL, AMQP_URL).
+  const config = env?.config ?? loadConfig();
   if (args.phases.includes('raw')) {
-    if (!config) throw new Error('raw ceilings need the local services (no --url)');
     const ceilings: Ceilings = await measureCeilings(
       {
         databaseUrl: config.DATABASE_URL,
@@ -86,7 +91,7 @@ try {
         durationMs: args.ceilingDuration * 1000,
         connections: args.concurrency,
         queueArguments: { 'x-queue-type': config.AMQP_QUEUE_TYPE },
-        runDir: env?.runDir ?? 'run',
+        runDir: env?.runDir ?? rawDir,
       },
       sinks,
       progress,
@@ -205,6 +210,7 @@ try {
   await stack?.stop().catch((err: unknown) => progress.log(`stopping the stack failed: ${String(err)}`));
   await sinks.close();
   if (env) await cleanupEnv(env, failed || args.cpuProf !== undefined).catch(() => {});
+  else await rm(join(ROOT, 'run', `bench-raw-${process.pid}`), { recursive: true, force: true });
 }
 
 const table = rows(results);

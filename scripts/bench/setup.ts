@@ -35,8 +35,9 @@ async function post(
       body: JSON.stringify(body),
     });
     const text = await res.body.text();
-    // A running stack (--url) may have its edge limits on: wait them out.
-    if (res.statusCode === 429 && attempt < 60) {
+    // A running stack (--url) may have its edge limits on, or a backing service may be restarting
+    // (a shared machine): wait them out.
+    if ((res.statusCode === 429 || res.statusCode === 502 || res.statusCode === 503) && attempt < 60) {
       await sleep(1000 * Number(res.headers['retry-after'] ?? 1));
       continue;
     }

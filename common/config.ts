@@ -116,6 +116,8 @@ const schema = z.object({
   /** Native stack: PID files, logs, nginx config and temp files. */
   STACK_RUN_DIR: z.string().default('run'),
   NGINX_BIN: z.string().default('nginx'),
+  /** Native stack: `auto` reuses running PostgreSQL/RabbitMQ or starts (and on stop stops) the local ones; `external` only reuses. */
+  STACK_SERVICES: z.enum(['auto', 'external']).default('auto'),
 });
 
 export type Config = z.output<typeof schema>;

@@ -5,7 +5,7 @@ import { loadConfig } from '../common/config.ts';
 import { ensureSigningKey } from '../common/crypto/signing-key.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
 import { ensureCert, startStack } from './stack/index.ts';
-import { alive } from './stack/processes.ts';
+import { runningProcs } from './stack/processes.ts';
 import { ensureDatabase, ensurePostgres, ensureRabbit, type ServicesState } from './stack/services.ts';
 
 // `npm run stack`: the whole pipeline on this machine, no Docker. `npm run stack:stop` undoes it.
@@ -13,13 +13,14 @@ const config = loadConfig();
 const runDir = resolve(config.STACK_RUN_DIR);
 const log = (m: string) => console.log(`[stack] ${m}`);
 
-const manifest = join(runDir, 'stack.json');
-if (existsSync(manifest)) {
-  const running = JSON.parse(await readFile(manifest, 'utf8')) as { url: string; nginx: number };
-  if (alive(running.nginx)) {
-    console.error(`a stack is already running at ${running.url} (npm run stack:stop first)`);
-    process.exit(1);
-  }
+const stillRunning = await runningProcs(runDir);
+if (stillRunning.length) {
+  const manifest = join(runDir, 'stack.json');
+  const url = existsSync(manifest)
+    ? (JSON.parse(await readFile(manifest, 'utf8')) as { url: string }).url
+    : '';
+  console.error(`a stack is already running ${url} (${stillRunning.join(', ')}): npm run stack:stop first`);
+  process.exit(1);
 }
 
 try {
@@ -38,9 +39,10 @@ try {
         rabbitmq: previous.rabbitmq?.started ? previous.rabbitmq : state.rabbitmq,
       })}\n`,
     );
-  state.postgres = await ensurePostgres(config.DATABASE_URL, log);
+  const mayStart = config.STACK_SERVICES === 'auto';
+  state.postgres = await ensurePostgres(config.DATABASE_URL, log, mayStart);
   await remember();
-  state.rabbitmq = await ensureRabbit(config.AMQP_URL, log);
+  state.rabbitmq = await ensureRabbit(config.AMQP_URL, log, mayStart);
   await remember();
   await ensureDatabase(config.DATABASE_URL, log);
 

@@ -94,6 +94,18 @@ export async function stopPid(pid: number, marker: string, graceMs = 10_000): Pr
   return true;
 }
 
+/** Names of processes whose PID file under `runDir` still points at a live process of ours. */
+export async function runningProcs(runDir: string): Promise<string[]> {
+  const dir = pidDir(runDir);
+  if (!existsSync(dir)) return [];
+  const names: string[] = [];
+  for (const f of (await readdir(dir)).filter((n) => n.endsWith('.pid'))) {
+    const [pidText, marker = ''] = (await readFile(join(dir, f), 'utf8')).split('\n');
+    if (isOurs(Number(pidText), marker) && alive(Number(pidText))) names.push(f.replace(/\.pid$/, ''));
+  }
+  return names;
+}
+
 /** Stops every process with a PID file under `runDir` (what the stack started), newest role first. */
 export async function stopAll(runDir: string, log: (msg: string) => void = () => {}): Promise<number> {
   const dir = pidDir(runDir);
@@ -132,6 +144,23 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   if (!address || typeof address === 'string') throw new Error('no port');
   return address.port;
+}
+
+/** A base port such that base..base+n-1 were all free a moment ago (for *_BASE_PORT settings). */
+export async function freePortRange(n: number, host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 40_000);
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) {
+      const server = createServer();
+      ok = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen(base + i, host, () => server.close(() => resolve(true)));
+      });
+    }
+    if (ok) return base;
+  }
+  throw new Error(`no ${n} consecutive free ports`);
 }
 
 /** Last lines of a process's log, for error messages. */

@@ -69,9 +69,12 @@ function localPgVersion(): string {
 export async function ensurePostgres(
   databaseUrl: string,
   log: (m: string) => void,
+  mayStart = true,
 ): Promise<NonNullable<ServicesState['postgres']>> {
   if (!(await down(() => pgReachable(adminUrl(databaseUrl))))) return { started: false };
   const host = new URL(databaseUrl).hostname;
+  if (!mayStart)
+    throw new Error(`PostgreSQL at ${host} is unreachable (STACK_SERVICES=external: not starting it)`);
   if (!isLocal(host)) throw new Error(`PostgreSQL at ${host} is unreachable (not local: not starting it)`);
   const version = localPgVersion();
   log(`starting PostgreSQL ${version}`);
@@ -100,9 +103,12 @@ export async function ensureDatabase(databaseUrl: string, log: (m: string) => vo
 export async function ensureRabbit(
   amqpUrl: string,
   log: (m: string) => void,
+  mayStart = true,
 ): Promise<NonNullable<ServicesState['rabbitmq']>> {
   if (!(await down(() => amqpReachable(amqpUrl)))) return { started: false };
   const host = new URL(amqpUrl).hostname;
+  if (!mayStart)
+    throw new Error(`RabbitMQ at ${host} is unreachable (STACK_SERVICES=external: not starting it)`);
   if (!isLocal(host)) throw new Error(`RabbitMQ at ${host} is unreachable (not local: not starting it)`);
   log('starting RabbitMQ');
   await run('rabbitmq-server', ['-detached']);

@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { uniqueName } from '../helpers/people.ts';
+import { isolatedDatabase } from '../helpers/sender.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import { PASSWORD } from './helpers.ts';
 
@@ -12,6 +14,7 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 describe('CLI over HTTPS through nginx (self-signed certificate)', () => {
   let stack: TestStack;
   let dir: string;
+  let db: Awaited<ReturnType<typeof isolatedDatabase>>;
   const cli = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
     new Promise((resolve) => {
       const argv = ['--import', 'tsx', 'scripts/cli.ts', ...args, '--url', stack.url];
@@ -25,11 +28,17 @@ describe('CLI over HTTPS through nginx (self-signed certificate)', () => {
 
   before(async function () {
     this.timeout(90_000);
-    stack = await startTestStack({ listeners: 1, senders: 0 });
+    db = await isolatedDatabase();
+    stack = await startTestStack({
+      listeners: 1,
+      senders: 0,
+      envOverrides: { DATABASE_URL: db.url, AMQP_PREFIX: `test.cli.${randomBytes(4).toString('hex')}` },
+    });
     dir = await mkdtemp(join(tmpdir(), 'messenger-cli-tls-'));
   });
   after(async () => {
     await stack?.stop();
+    await db?.drop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

@@ -109,13 +109,17 @@ describe('Prometheus metrics', () => {
   describe('the native stack behind nginx', () => {
     let stack: TestStack;
     let sink: Sink;
+    let db: Awaited<ReturnType<typeof isolatedDatabase>>;
     before(async function () {
       this.timeout(90_000);
       sink = await startSink();
+      // Its own database: the relay and sender see only this test's events, so counts are exact.
+      db = await isolatedDatabase();
       stack = await startTestStack({
         listeners: 1,
         senders: 1,
         envOverrides: {
+          DATABASE_URL: db.url,
           AMQP_PREFIX: `test.metrics.${randomBytes(4).toString('hex')}`,
           SENDER_ALLOW_PRIVATE_ADDRESSES: 'true',
           LOG_LEVEL: 'debug',
@@ -125,6 +129,7 @@ describe('Prometheus metrics', () => {
     after(async () => {
       await stack?.stop();
       await sink?.close();
+      await db?.drop();
     });
 
     const listenerUrl = () => `http://127.0.0.1:${stack.listeners[0]?.metricsPort}/metrics`;

@@ -1,9 +1,13 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import nacl from 'tweetnacl';
+import { request } from 'undici';
+import { signPush } from '../../common/client/index.ts';
 import { uniqueName } from '../helpers/people.ts';
 import { type DeliveryStack, startDeliveryStack } from '../helpers/sender.ts';
 import { PASSWORD } from './helpers.ts';
@@ -44,11 +48,15 @@ describe('CLI as a subprocess', function () {
     child.stdout?.on('data', (c: Buffer) => {
       stdout += c.toString();
     });
-    child.stderr?.resume();
+    let stderr = '';
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
     const exited = once(child, 'exit');
     return {
       child,
       output: () => stdout,
+      errors: () => stderr,
       async lines(n: number) {
         for (let i = 0; i < 1200 && stdout.split('\n').filter(Boolean).length < n; i++) {
           if (child.exitCode !== null) break;
@@ -116,13 +124,32 @@ describe('CLI as a subprocess', function () {
   it('when bob runs a sink with --set-address, then a push arrives, is verified and printed decrypted', async () => {
     const sink = await background('bob', 'sink', '--port', '0', '--set-address', '--count', '1', '--json');
     const [ready] = await sink.lines(1);
-    expect(JSON.parse(ready ?? '{}').address_set).to.equal(true);
+    const { sink: url, address_set } = JSON.parse(ready ?? '{}');
+    expect(address_set).to.equal(true);
+    // A push signed with someone else's key is refused and never printed as a message.
+    const id = randomUUID();
+    const ts = Math.floor(Date.now() / 1000);
+    const body = JSON.stringify({ id, type: 'message', text: 'forged' });
+    const forged = await request(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'webhook-id': id,
+        'webhook-timestamp': String(ts),
+        'webhook-signature': signPush(id, ts, body, nacl.sign.keyPair().secretKey),
+      },
+      body,
+    });
+    await forged.body.dump();
+    expect(forged.statusCode).to.equal(401);
     const sent = await cli('alice', 'send', bob, 'pushed', 'to', 'the', 'sink');
     expect(sent.code, sent.stderr).to.equal(0);
     const [code] = await sink.exited;
     expect(code).to.equal(0);
     const pushed = JSON.parse(sink.output().trim().split('\n')[1] ?? '{}');
     expect(pushed).to.include({ from: alice, text: 'pushed to the sink', decrypted: true });
+    expect(sink.output()).to.not.include('forged');
+    expect(sink.errors()).to.include('rejected push: no valid signature');
     // The sink cleared the address on exit: the next message waits in the inbox instead.
     await cli('alice', 'send', bob, 'after the sink');
     expect((await cli('bob', 'inbox')).stdout).to.include('after the sink');

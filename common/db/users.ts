@@ -1,4 +1,4 @@
-import type { Q } from './index.ts';
+import type { Q, Tx } from './index.ts';
 
 export interface UserRow {
   id: string;
@@ -34,9 +34,21 @@ export async function updateUser(
   if (Object.keys(patch).length) await q('users').where({ id }).update(patch);
 }
 
-/** Devices, sessions and inboxes go with the user (ON DELETE CASCADE). */
-export async function deleteUser(q: Q, id: string): Promise<void> {
-  await q('users').where({ id }).delete();
+/**
+ * Devices, sessions, inboxes and group memberships go with the user (ON DELETE CASCADE). The
+ * cascade would lock devices and memberships in whatever order it meets them, deadlocking with a
+ * send or a group change that locks them the other way; so the locks are taken first, in the order
+ * every writer uses: the user's groups (by id), the user, its devices (by id, as appendEvents).
+ */
+export async function deleteUser(trx: Tx, id: string): Promise<void> {
+  await trx.raw(
+    `SELECT g.id FROM groups g JOIN group_members m ON m.group_id = g.id
+      WHERE m.user_id = ? ORDER BY g.id FOR SHARE OF g`,
+    [id],
+  );
+  await trx('users').select('id').where({ id }).forUpdate();
+  await trx('devices').select('id').where({ user_id: id }).orderBy('id').forUpdate();
+  await trx('users').where({ id }).delete();
 }
 
 /** The users among `usernames` that exist (lower-cased names), for resolving member lists. */

@@ -176,7 +176,7 @@ export const userRoutes = [
     responses: { 204: { description: 'deleted' }, 403: { description: '`wrong_password`' } },
     async handle(ctx, { body }) {
       const user = await requirePassword(ctx, body.password);
-      await deleteUser(ctx.deps.db, user.id);
+      await ctx.deps.db.transaction((trx) => deleteUser(trx, user.id));
       ctx.status = 204;
     },
   }),

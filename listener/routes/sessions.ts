@@ -110,9 +110,10 @@ export const sessionRoutes = [
     responses: { 204: { description: 'logged out' } },
     async handle(ctx) {
       const { deviceId } = ctx.state.auth;
+      // Device row first, then its session: the order a resume takes them in.
       await ctx.deps.db.transaction(async (trx) => {
-        await endSession(trx, deviceId);
         await updateDevice(trx, deviceId, { user_address: null });
+        await endSession(trx, deviceId);
       });
       ctx.status = 204;
     },

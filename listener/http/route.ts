@@ -116,7 +116,31 @@ export function mount(router: Router<AppState, { deps: Deps }>, routes: AnyRoute
         query: parse(r.query, ctx.query, 'query'),
         params: parse(r.params, ctx.params, 'params'),
       };
-      await r.handle(ctx as Ctx, input);
+      // A deadlock victim's transaction was rolled back, so the handler may run again; not when
+      // it streams the raw body itself (an upload), which cannot be read twice.
+      const replayable =
+        (ctx.request as { body?: unknown }).body !== undefined ||
+        (Number(ctx.get('content-length') || 0) === 0 && !ctx.get('transfer-encoding'));
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await r.handle(ctx as Ctx, input);
+          return;
+        } catch (err) {
+          if (!(replayable && attempt < MAX_ATTEMPTS && isTransientConflict(err))) throw err;
+          ctx.state.log.warn(
+            { attempt, code: (err as { code?: string }).code },
+            'transaction conflict, retrying',
+          );
+        }
+      }
     });
   }
+}
+
+const MAX_ATTEMPTS = 3;
+
+/** PostgreSQL deadlock victim or serialization failure: nothing was written, trying again is safe. */
+export function isTransientConflict(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
 }

@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import { AppError, isUnavailableError, payloadTooLarge, unavailable } from '../../common/errors.ts';
 import type { AppState, Deps } from '../deps.ts';
+import { isTransientConflict } from '../http/route.ts';
 
 const byStatus: Record<number, string> = {
   400: 'invalid_request',
@@ -16,6 +17,8 @@ const byStatus: Record<number, string> = {
 function toAppError(err: unknown): AppError | null {
   if (err instanceof AppError) return err;
   if (isUnavailableError(err)) return unavailable();
+  // Still colliding after the route's retries: the client may retry, it did nothing wrong.
+  if (isTransientConflict(err)) return unavailable('the request collided with concurrent ones, retry');
   const e = err as {
     status?: number;
     statusCode?: number;

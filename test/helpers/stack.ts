@@ -49,7 +49,14 @@ export async function startTestStack(
     if ((err as { code?: string }).code !== 'EEXIST') throw err;
   }
   const runDir = rest.runDir ?? join(tmpdir(), `messenger-stack-${randomBytes(4).toString('hex')}`);
-  const stack = await startStack({ listeners: 2, senders: 0, ...rest, runDir, env });
+  let stack: Stack;
+  try {
+    stack = await startStack({ listeners: 2, senders: 0, ...rest, runDir, env });
+  } catch (err) {
+    // startStack stopped what it started; its error carries the end of the failing process's log.
+    if (!rest.runDir && !process.env.KEEP_STACK_RUN_DIR) await rm(runDir, { recursive: true, force: true });
+    throw err;
+  }
   running.add(stack);
   const ca = readFileSync(stack.certFile);
   const agents: Agent[] = [];

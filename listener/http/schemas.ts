@@ -47,4 +47,13 @@ export const timestamp = z.iso.datetime();
 export const error = z
   .object({ error: z.string(), message: z.string(), details: z.unknown().optional() })
   .meta({ id: 'Error' });
+/** 409 `device_mismatch`: the envelopes did not cover exactly the devices the server expected. */
+export const deviceMismatch = z
+  .object({
+    error: z.literal('device_mismatch'),
+    message: z.string(),
+    missing_devices: z.array(z.object({ user_id: id, device_id: id, public_key: z.string() })),
+    extra_devices: z.array(id),
+  })
+  .meta({ id: 'DeviceMismatch' });
 export const empty = undefined;

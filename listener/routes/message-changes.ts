@@ -44,7 +44,7 @@ export const messageChangeRoutes = [
         schema: z.object({ message_id: s.id, sent_at: s.timestamp, edited_at: s.timestamp }),
       },
       404: { description: 'no such message of yours, deleted, or you left its group' },
-      409: { description: '`device_mismatch` as for sending' },
+      409: { description: '`device_mismatch` as for sending', schema: s.deviceMismatch },
     },
     async handle(ctx, { params, body }) {
       const { auth } = ctx.state;

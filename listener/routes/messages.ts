@@ -87,7 +87,10 @@ export const messageRoutes = [
       200: { description: 'replay of an earlier send with the same `client_message_id`', schema: sent },
       201: { description: 'stored durably; will reach every device', schema: sent },
       404: { description: 'unknown recipient, group or file' },
-      409: { description: '`device_mismatch` with `missing_devices` and `extra_devices`' },
+      409: {
+        description: '`device_mismatch` with `missing_devices` and `extra_devices`; nothing is stored',
+        schema: s.deviceMismatch,
+      },
     },
     async handle(ctx, { body }) {
       const { auth } = ctx.state;

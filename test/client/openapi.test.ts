@@ -2,9 +2,11 @@ import { compileErrors, validate } from '@readme/openapi-parser';
 import { expect } from 'chai';
 import { createApp } from '../../listener/app.ts';
 import { buildOpenApi, openApiPath } from '../../listener/http/openapi.ts';
+import { deviceMismatch } from '../../listener/http/schemas.ts';
 import { routes } from '../../listener/routes/index.ts';
 import { client } from '../helpers/http.ts';
 import { startListener, type TestListener } from '../helpers/listener.ts';
+import { person } from '../helpers/people.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: the document is arbitrary JSON walked by the assertions
 type Doc = any;
@@ -95,5 +97,22 @@ describe('OpenAPI document', () => {
     ]);
     expect(served.components.schemas.Error.required).to.deep.equal(['error', 'message']);
     expect(served.components.securitySchemes.bearer).to.include({ type: 'http', scheme: 'bearer' });
+  });
+
+  it('when a send misses a device, then the real 409 body matches the documented DeviceMismatch schema', async () => {
+    const call = client(listener.url);
+    const [a] = await person(call, 1);
+    const [b] = await person(call, 1);
+    if (!a || !b) throw new Error('setup');
+    const res = await call('POST', '/api/messages', {
+      token: a.token,
+      body: { to: b.username, envelopes: [] },
+    });
+    expect(res.status).to.equal(409);
+    const parsed = deviceMismatch.safeParse(res.body);
+    expect(parsed.success, JSON.stringify(parsed.error?.issues)).to.equal(true);
+    expect(res.body.missing_devices.map((d: Doc) => d.device_id)).to.deep.equal([b.deviceId]);
+    const documented = served.paths['/api/messages'].post.responses['409'].content['application/json'].schema;
+    expect(documented).to.deep.equal({ $ref: '#/components/schemas/DeviceMismatch' });
   });
 });

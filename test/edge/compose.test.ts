@@ -1,9 +1,17 @@
 import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { ROOT } from '../../scripts/stack/index.ts';
-import { renderTemplate } from '../../scripts/stack/nginx.ts';
+import { ensureCert, ROOT } from '../../scripts/stack/index.ts';
+import {
+  checkConfig,
+  http2Vars,
+  nativeUpstream,
+  nginxVersion,
+  renderTemplate,
+} from '../../scripts/stack/nginx.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: the compose file is arbitrary YAML, asserted field by field
 type Doc = any;
@@ -90,6 +98,39 @@ describe('edge: messenger.yaml wiring', () => {
       './nginx/messenger.conf.template:/etc/nginx/templates/default.conf.template:ro',
     );
     expect(mounts).to.include('./nginx/upstream.compose.conf:/etc/nginx/messenger/upstream.conf:ro');
+  });
+
+  it("when compose's rendering is checked by this machine's nginx (its version-specific lines swapped), then nginx -t accepts it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'messenger-compose-conf-'));
+    try {
+      const env: Record<string, string> = {};
+      for (const [k, v] of Object.entries(services.nginx.environment)) env[k] = withDefaults(v);
+      await ensureCert(join(dir, 'cert.pem'), join(dir, 'key.pem'));
+      await writeFile(join(dir, 'upstream.conf'), nativeUpstream([1]));
+      const vars = {
+        ...env,
+        // What Debian's 1.22 cannot parse (`http2 on;`, `resolve`) and the container's own paths.
+        ...http2Vars(await nginxVersion('nginx')),
+        EDGE_UPSTREAM_INCLUDE: join(dir, 'upstream.conf'),
+        EDGE_CERT: join(dir, 'cert.pem'),
+        EDGE_KEY: join(dir, 'key.pem'),
+        EDGE_ACCESS_LOG: join(dir, 'access.log'),
+        EDGE_RUN_DIR: dir,
+        EDGE_WORKERS: '1',
+      };
+      await mkdir(join(dir, 'nginx'));
+      await mkdir(join(dir, 'logs'));
+      await mkdir(join(dir, 'nginx-tmp'));
+      await writeFile(join(dir, 'nginx', 'messenger.conf'), renderTemplate(template, vars));
+      const main = join(dir, 'nginx', 'nginx.conf');
+      await writeFile(
+        main,
+        renderTemplate(readFileSync(join(ROOT, 'nginx/native.conf.template'), 'utf8'), vars),
+      );
+      await checkConfig('nginx', dir, main);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('when a template placeholder has no value, then rendering fails instead of writing an empty directive', () => {

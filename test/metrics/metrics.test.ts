@@ -187,10 +187,13 @@ describe('Prometheus metrics', () => {
       const eventId = push?.headers['webhook-id'];
 
       const lines = async (name: string) =>
-        (await readFile(join(stack.runDir, 'logs', `${name}.log`), 'utf8'))
-          .split('\n')
-          .filter((l) => l.startsWith('{'))
-          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        (await readFile(join(stack.runDir, 'logs', `${name}.log`), 'utf8')).split('\n').flatMap((l) => {
+          try {
+            return [JSON.parse(l) as Record<string, unknown>];
+          } catch {
+            return []; // not JSON, or a line still being written
+          }
+        });
       const accepted = (await lines('listener-0')).find((l) => l.msg_id === sent.message_id);
       const reqId = accepted?.req_id;
       expect(reqId, 'the listener logs the request id with the message').to.be.a('string');

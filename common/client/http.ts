@@ -34,6 +34,13 @@ export interface ClientOptions {
   dispatcher?: Dispatcher;
   /** Per-request timeout in ms (default 15 s). */
   timeoutMs?: number;
+  /**
+   * How often a request answered 429 or 503 is sent again (default 2). Both mean "nothing was
+   * done", so any request may be repeated; the SDK waits `Retry-After` (1 s if absent) and gives
+   * up with the ApiError when the server asks for more than `maxRetryWaitSec` (default 10).
+   */
+  retries?: number;
+  maxRetryWaitSec?: number;
   userAgent?: string;
 }
 
@@ -58,6 +65,8 @@ export class Http {
   readonly ca: string | Buffer | undefined;
   token: string | null = null;
   private readonly timeoutMs: number;
+  private readonly retries: number;
+  private readonly maxRetryWaitSec: number;
   readonly userAgent: string;
 
   constructor(opts: ClientOptions) {
@@ -70,24 +79,35 @@ export class Http {
         ? new Agent({ connect: this.insecure ? { rejectUnauthorized: false } : { ca: this.ca } })
         : undefined);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
+    this.retries = opts.retries ?? 2;
+    this.maxRetryWaitSec = opts.maxRetryWaitSec ?? 10;
     this.userAgent = opts.userAgent ?? 'messenger-sdk/0.1';
   }
 
   /** A JSON request; resolves to the parsed body (undefined for 204), rejects with ApiError. */
   async json<T>(method: Method, path: string, opts: RequestOptions = {}): Promise<T> {
-    const res = await this.send(method, path, opts);
+    const res = await this.sendRetrying(method, path, opts);
     const text = await res.body.text();
-    if (res.statusCode >= 400) throw errorOf(res.statusCode, text, res.headers['retry-after']);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
   /** A request answered with raw bytes (file download). */
   async bytes(method: Method, path: string, opts: RequestOptions = {}): Promise<Uint8Array> {
-    const res = await this.send(method, path, opts);
-    if (res.statusCode >= 400) {
-      throw errorOf(res.statusCode, await res.body.text(), res.headers['retry-after']);
-    }
+    const res = await this.sendRetrying(method, path, opts);
     return new Uint8Array(await res.body.arrayBuffer());
+  }
+
+  /** Sends; a 429/503 is repeated after Retry-After (within bounds), other errors become ApiError. */
+  private async sendRetrying(method: Method, path: string, opts: RequestOptions) {
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.send(method, path, opts);
+      if (res.statusCode < 400) return res;
+      const err = errorOf(res.statusCode, await res.body.text(), res.headers['retry-after']);
+      const wait = err.retryAfter ?? 1;
+      const retryable = err.status === 429 || err.status === 503;
+      if (!retryable || attempt >= this.retries || wait > this.maxRetryWaitSec) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    }
   }
 
   /** The ws(s):// URL of an API path. */

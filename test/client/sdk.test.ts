@@ -1,9 +1,12 @@
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { expect } from 'chai';
+import { Agent } from 'undici';
 import { ApiError, Messenger, type Received } from '../../common/client/index.ts';
+import { startListener } from '../helpers/listener.ts';
+import { uniqueName } from '../helpers/people.ts';
 import { type DeliveryStack, startDeliveryStack } from '../helpers/sender.ts';
-import { newClient, newUser, serves } from './helpers.ts';
+import { newClient, newUser, PASSWORD, serves } from './helpers.ts';
 
 async function inbox(m: Messenger): Promise<Received[]> {
   const all: Received[] = [];
@@ -205,5 +208,32 @@ describe('client SDK against a real listener', () => {
     })().catch((e: unknown) => e);
     expect(err).to.be.instanceOf(ApiError);
     expect((err as ApiError).status).to.equal(401);
+  });
+
+  it('when the server answers 429 with a short Retry-After, then the SDK waits and retries; with retries off it reports it', async () => {
+    const locking = await startListener({ LOGIN_MAX_FAILURES: '1', LOGIN_LOCK_SECONDS: '3' });
+    const agent = new Agent();
+    try {
+      const name = uniqueName();
+      let sent = 0;
+      const counting = agent.compose((dispatch) => (o, handler) => {
+        sent++;
+        return dispatch(o, handler);
+      });
+      const impatient = new Messenger({ baseUrl: locking.url, retries: 0 });
+      await impatient.register(name, PASSWORD);
+      await impatient.login(name, 'not the password').catch(() => {}); // locks the name for 3 s
+      const limited = await impatient.login(name, PASSWORD).catch((e: unknown) => e);
+      expect((limited as ApiError).status).to.equal(429);
+      expect((limited as ApiError).retryAfter).to.be.within(1, 3);
+      await impatient.login(name, 'wrong again').catch(() => {}); // 429 while locked, or locks anew
+      const patient = new Messenger({ baseUrl: locking.url, dispatcher: counting });
+      const res = await patient.login(name, PASSWORD);
+      expect(res.device_id).to.be.a('string');
+      expect(sent, 'one 429, then the retry that succeeded').to.equal(2);
+    } finally {
+      await agent.close();
+      await locking.close();
+    }
   });
 });

@@ -49,6 +49,23 @@ interface Tarn {
   numPendingAcquires(): number;
 }
 
+/** 1 while RabbitMQ answers `ready()` (the listener's relay and the sender's consumer both need it). */
+function amqpGauge(r: Registry, ready: () => Promise<void>): void {
+  new Gauge({
+    name: 'messenger_amqp_connected',
+    help: '1 while the RabbitMQ connection is up',
+    registers: [r],
+    async collect() {
+      this.set(
+        await ready().then(
+          () => 1,
+          () => 0,
+        ),
+      );
+    },
+  });
+}
+
 export type MessageKind = 'direct' | 'group';
 
 export interface ListenerMetrics {
@@ -59,9 +76,13 @@ export interface ListenerMetrics {
   openStreams: () => number;
 }
 
-export function listenerMetrics(db: Db, opts: RegistryOptions = {}): ListenerMetrics {
+export function listenerMetrics(
+  db: Db,
+  opts: RegistryOptions & { amqpReady?: () => Promise<void> } = {},
+): ListenerMetrics {
   const r = registry('listener', opts);
   poolGauge(r, db);
+  if (opts.amqpReady) amqpGauge(r, opts.amqpReady);
   const m: ListenerMetrics = {
     registry: r,
     httpDuration: new Histogram({
@@ -147,19 +168,7 @@ export function senderMetrics(db: Db, probes: SenderProbes, opts: RegistryOption
       for (const [queue, n] of Object.entries(depths)) this.set({ queue }, n);
     },
   });
-  new Gauge({
-    name: 'messenger_amqp_connected',
-    help: '1 while the RabbitMQ connection is up',
-    registers: [r],
-    async collect() {
-      this.set(
-        await probes.amqpReady().then(
-          () => 1,
-          () => 0,
-        ),
-      );
-    },
-  });
+  amqpGauge(r, probes.amqpReady);
   return {
     registry: r,
     deliveries: new Counter({

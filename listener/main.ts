@@ -27,7 +27,7 @@ const relay = startOutboxRelay({
   sweepMs: config.OUTBOX_SWEEP_MS,
 });
 
-const metrics = listenerMetrics(db, { processMetrics: true });
+const metrics = listenerMetrics(db, { processMetrics: true, amqpReady: () => broker.ready() });
 const app = createApp({
   config,
   db,

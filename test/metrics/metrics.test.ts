@@ -171,6 +171,7 @@ describe('Prometheus metrics', () => {
       const listener = (await scrape(listenerUrl())).text;
       expect(sample(listener, 'messenger_messages_accepted_total', { kind: 'direct' })).to.be.at.least(3);
       expect(sample(listener, 'nodejs_eventloop_lag_seconds')).to.be.a('number');
+      expect(sample(listener, 'messenger_amqp_connected')).to.equal(1);
     });
 
     it('when a push was caused by a request, then the sender logs the request id the listener logged', async () => {

@@ -11,7 +11,9 @@ import { PASSWORD } from './helpers.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
-describe('CLI over HTTPS through nginx (self-signed certificate)', () => {
+describe('CLI over HTTPS through nginx (self-signed certificate)', function () {
+  // Three fresh CLI processes (tsx) and a stack start: generous bounds on a busy machine.
+  this.timeout(120_000);
   let stack: TestStack;
   let dir: string;
   let db: Awaited<ReturnType<typeof isolatedDatabase>>;
@@ -26,8 +28,7 @@ describe('CLI over HTTPS through nginx (self-signed certificate)', () => {
       );
     });
 
-  before(async function () {
-    this.timeout(90_000);
+  before(async () => {
     db = await isolatedDatabase();
     stack = await startTestStack({
       listeners: 1,

@@ -31,6 +31,7 @@ describe('a full conversation through the SDK (groups, files, edits, receipts, p
 
   before(async function () {
     if (!serves('post', '/api/groups') || !serves('post', '/api/files')) this.skip();
+    this.timeout(60_000); // a fresh database, migrated, plus relay and sender
     stack = await startDeliveryStack();
     await stack.startSender();
     sink = await startSink();

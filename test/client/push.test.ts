@@ -23,7 +23,8 @@ describe('verifyPush on real pushes', () => {
   let serverKey: string;
   let bob: Awaited<ReturnType<typeof newUser>>[number];
 
-  before(async () => {
+  before(async function () {
+    this.timeout(60_000); // a fresh database, migrated, plus relay and sender
     stack = await startDeliveryStack();
     await stack.startSender();
     sink = await startSink();

@@ -47,7 +47,8 @@ async function tcpProxy(port: number) {
 describe('client SDK against a real listener', () => {
   let stack: DeliveryStack;
   let listener: DeliveryStack['listener'];
-  before(async () => {
+  before(async function () {
+    this.timeout(60_000); // a fresh database, migrated, plus a relay
     stack = await startDeliveryStack();
     listener = stack.listener;
   });

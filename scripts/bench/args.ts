@@ -47,7 +47,7 @@ const HELP = `npm run bench -- [flags]
   --soak SECONDS       also run an open-loop soak, sampling RSS of every listener/sender
   --settle S           seconds to wait for late pushes before counting them lost (default 20)
   --phases LIST        any of raw,closed,open,scale,soak (default: raw,closed,open + scale/soak if given)
-  --sinks N            push sink servers (default 2)
+  --sinks N            push sink servers, i.e. push origins (default 8; the sender pools per origin)
   --verify-every N     verify the signature of every N-th push (default 10)
   --out DIR            results directory (default results)
   --cpu-prof DIR       start listeners and senders with --cpu-prof into DIR
@@ -121,7 +121,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     soak: phases.includes('soak') ? soak || (smoke ? 4 : 60) : 0,
     settle: int('settle', values.settle, smoke ? 10 : 20),
     phases,
-    sinks: int('sinks', values.sinks, 2),
+    sinks: int('sinks', values.sinks, 8),
     verifyEvery: int('verify-every', values['verify-every'], smoke ? 1 : 10),
     out: values.out ?? 'results',
     smoke,

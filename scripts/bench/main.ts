@@ -172,14 +172,19 @@ try {
         },
       );
       sample();
-      // Growth from the end of the warm-up (first tenth) to the end: the heap has filled its pools by then.
-      const warm = samples.find((s) => s.atSeconds >= args.soak / 10) ?? samples[0];
-      const end = samples.at(-1);
+      // A GC'd heap saws up and down, so compare medians, not two single samples: the middle of
+      // the soak after its first tenth (warm-up: pools and JIT fill) against its last third.
+      const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+      const rssOf = (name: string, from: number, to: number) =>
+        samples
+          .filter((x) => x.atSeconds >= from && x.atSeconds < to)
+          .map((x) => x.rssKiB[name])
+          .filter((v): v is number => typeof v === 'number');
       const growth: Record<string, number> = {};
       for (const p of procs) {
-        const a = warm?.rssKiB[p.name];
-        const b = end?.rssKiB[p.name];
-        growth[p.name] = a && b ? ((b - a) / a) * 100 : Number.NaN;
+        const early = median(rssOf(p.name, args.soak / 10, args.soak / 3 + args.soak / 10));
+        const late = median(rssOf(p.name, (args.soak * 2) / 3, Number.POSITIVE_INFINITY));
+        growth[p.name] = ((late - early) / early) * 100;
       }
       results.soak = { result, samples, growth };
     }

@@ -149,7 +149,7 @@ export function rows(r: BenchResults): Row[] {
     const g = Object.entries(r.soak.growth);
     const worst = g.reduce((m, [, v]) => Math.max(m, Math.abs(v)), 0);
     out.push({
-      figure: `soak ${fmt(r.soak.result.shape.durationMs / 1000)} s: RSS growth per process`,
+      figure: `soak ${fmt(r.soak.result.shape.durationMs / 1000)} s: RSS growth per process (median last third vs first)`,
       value: g.map(([k, v]) => `${k} ${v >= 0 ? '+' : ''}${fmt(v)}%`).join(', '),
       ceiling: '±10 %',
       ratio: `worst ${fmt(worst)} %`,

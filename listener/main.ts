@@ -8,6 +8,7 @@ import { every } from '../common/periodic.ts';
 import { connectBroker } from '../common/queue/broker.ts';
 import { startOutboxRelay } from '../common/queue/relay.ts';
 import { createApp } from './app.ts';
+import { answerClientErrorsAsJson } from './http/client-errors.ts';
 import { cleanup } from './jobs/cleanup.ts';
 import { collectFiles } from './jobs/file-gc.ts';
 import { attachStream } from './stream/server.ts';
@@ -44,6 +45,7 @@ const app = createApp({
 });
 
 const server = app.listen(config.PORT, config.HOST);
+answerClientErrorsAsJson(server);
 await once(server, 'listening');
 // Longer than nginx's upstream keepalive_timeout, so nginx never reuses a socket we are closing.
 server.keepAliveTimeout = 65_000;

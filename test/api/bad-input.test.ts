@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { expect } from 'chai';
 import { dbState } from '../helpers/db-state.ts';
 import { type Call, client, type Reply } from '../helpers/http.ts';
@@ -279,6 +280,52 @@ describe('system routes, unknown routes and methods', () => {
     ] as const) {
       const res = await call(method, path);
       expectError(res, 405, 'method_not_allowed');
+    }
+  });
+});
+
+describe('requests Node refuses before the app', () => {
+  let listener: TestListener;
+  before(async () => {
+    listener = await startListener();
+  });
+  after(() => listener.close());
+
+  /** Writes bytes on a fresh connection and reads the answer until the server closes it. */
+  function raw(text: string): Promise<string> {
+    const { hostname, port } = new URL(listener.url);
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => socket.end(text));
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      socket.on('error', reject);
+    });
+  }
+
+  const parse = (answer: string) => {
+    const [head = '', body = ''] = answer.split('\r\n\r\n');
+    return { statusLine: head.split('\r\n')[0], head, body: JSON.parse(body) as Record<string, unknown> };
+  };
+
+  it('when the headers exceed 16 KiB, then 431 with a JSON error', async () => {
+    const res = parse(
+      await raw(`GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    );
+    expect(res.statusLine).to.equal('HTTP/1.1 431 Request Header Fields Too Large');
+    expect(res.head).to.match(/content-type: application\/json/i);
+    expect(res.body).to.deep.equal({ error: 'headers_too_large', message: 'request headers are too large' });
+  });
+
+  it('when the request is not HTTP, then 400 with a JSON error', async () => {
+    for (const text of [
+      'HELLO\r\n\r\n',
+      'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n',
+      'GET / HTTP/9.9\r\n\r\n',
+    ]) {
+      const res = parse(await raw(text));
+      expect(res.statusLine, text).to.equal('HTTP/1.1 400 Bad Request');
+      expect(res.body.error).to.equal('invalid_request');
     }
   });
 });

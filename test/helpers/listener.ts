@@ -6,6 +6,7 @@ import { createLogger } from '../../common/log.ts';
 import { listenerMetrics } from '../../common/metrics.ts';
 import { createApp } from '../../listener/app.ts';
 import type { Deps } from '../../listener/deps.ts';
+import { answerClientErrorsAsJson } from '../../listener/http/client-errors.ts';
 import { attachStream, type LiveStream } from '../../listener/stream/server.ts';
 import { testConfig } from './env.ts';
 
@@ -41,6 +42,7 @@ export async function startListener(
     ...extra,
   };
   const server = createApp(deps).listen(0, '127.0.0.1');
+  answerClientErrorsAsJson(server);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   const stream = attachStream(server, deps);

@@ -22,11 +22,8 @@ function encodeSegment(s: string): string {
   }
 }
 
-/**
- * Longer URL parts never reach a listener: nginx refuses them (414), and Node's own parser
- * answers 431 (not JSON) for headers over 16 KiB before the app sees anything.
- */
-const URL_PART_MAX = 3000;
+/** Long enough to pass Node's 16 KiB header limit now and then (431, answered as JSON). */
+const URL_PART_MAX = 12_000;
 
 function queryString(value: unknown): string {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return '';

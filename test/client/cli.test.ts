@@ -44,6 +44,7 @@ describe('CLI as a subprocess', function () {
   /** A long-running command; resolves once its stdout has a first line. */
   const background = async (profile: string, ...args: string[]) => {
     const child: ChildProcess = spawn(process.execPath, cliArgs(profile, args), { cwd: ROOT });
+    children.add(child);
     let stdout = '';
     child.stdout?.on('data', (c: Buffer) => {
       stdout += c.toString();
@@ -68,6 +69,8 @@ describe('CLI as a subprocess', function () {
     };
   };
 
+  /** Long-running commands; whatever a failed test left running is killed in after(). */
+  const children = new Set<ChildProcess>();
   let alice: string;
   let bob: string;
   before(async function () {
@@ -86,6 +89,7 @@ describe('CLI as a subprocess', function () {
     }
   });
   after(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await stack?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });

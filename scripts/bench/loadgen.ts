@@ -86,11 +86,12 @@ async function run({ target, shape }: StartCommand): Promise<void> {
     const interval = 1000 / shape.ratePerSec;
     const running = new Set<Promise<void>>();
     let issued = 0;
-    while (true) {
+    // Exactly rate × duration arrivals, each at its scheduled time (or as soon after as the loop
+    // wakes up: a late loop starts every arrival that is due, it never drops them).
+    const total = Math.floor((shape.durationMs / 1000) * shape.ratePerSec);
+    while (issued < total) {
       const now = nowMs();
-      if (now >= deadline) break;
-      // Start every arrival whose scheduled time has come, even if the loop woke up late.
-      while (startedAt + issued * interval <= now) {
+      while (issued < total && startedAt + issued * interval <= now) {
         const at = startedAt + issued * interval;
         if (inFlight >= shape.maxInFlight) skipped++;
         else {

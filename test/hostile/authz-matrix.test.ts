@@ -273,6 +273,25 @@ describe('authorization matrix', () => {
       await listener.deps.db('devices').whereIn('id', [v1.deviceId, v2.deviceId]).decrement('last_seq', 1);
     });
 
+    it("when reusing the victim's client_message_id, then the attacker gets a message of their own, not the victim's", async () => {
+      const mine = await call('POST', '/api/messages', {
+        token: v1.token,
+        body: {
+          to: m.username,
+          client_message_id: 'shared-id',
+          envelopes: envelopesFor(v1, [keyOf(m), keyOf(v2)], 'v'),
+        },
+      });
+      expectStatus(mine, [201], 'victim send');
+      const theirs = await call('POST', '/api/messages', {
+        token: m.token,
+        body: { to: m.username, client_message_id: 'shared-id', envelopes: [] },
+      });
+      expectStatus(theirs, [201], 'attacker send with the same client id');
+      expect(theirs.body.message_id).to.not.equal(mine.body.message_id);
+      before = await dbState(listener.deps.db, [v1.userId]);
+    });
+
     it('when reading the directory, then only public keys are exposed, never phone numbers or hashes', async () => {
       const dir = await call('GET', `/api/users/${v1.username}`, { token: m.token });
       expectStatus(dir, [200], 'directory');

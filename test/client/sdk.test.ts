@@ -3,8 +3,9 @@ import { connect, createServer, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { Agent } from 'undici';
 import { ApiError, Messenger, type Received } from '../../common/client/index.ts';
+import { client } from '../helpers/http.ts';
 import { startListener } from '../helpers/listener.ts';
-import { uniqueName } from '../helpers/people.ts';
+import { envelopesFor, person, uniqueName } from '../helpers/people.ts';
 import { type DeliveryStack, startDeliveryStack } from '../helpers/sender.ts';
 import { newClient, newUser, PASSWORD, serves } from './helpers.ts';
 
@@ -236,5 +237,24 @@ describe('client SDK against a real listener', () => {
       await agent.close();
       await locking.close();
     }
+  });
+
+  it('when a plain client boxes a bare string (no SDK payload), then the SDK reads it as text', async () => {
+    const call = client(listener.url);
+    const [raw] = await person(call, 1);
+    const [b] = await newUser(listener.url, 1);
+    if (!raw || !b) throw new Error('setup');
+    const dir = await call('GET', `/api/users/${b.identity.username}`, { token: raw.token });
+    const res = await call('POST', '/api/messages', {
+      token: raw.token,
+      body: {
+        to: b.identity.username,
+        envelopes: envelopesFor(raw, dir.body.devices, '{"not":"a payload"}'),
+      },
+    });
+    expect(res.status).to.equal(201);
+    const [e] = (await b.pull()).events;
+    expect(e?.content).to.deep.equal({ text: '{"not":"a payload"}', data: null, files: [] });
+    expect(e?.from.username).to.equal(raw.username);
   });
 });

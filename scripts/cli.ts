@@ -21,6 +21,7 @@ const USAGE = `usage: npm run cli -- <command> [options]
                                  (--set-address points this device's pushes at the sink;
                                   --public-url when the server reaches it under another URL; --count n)
   devices                        list your devices
+  presence <user…>               which of them have a live stream open
   group create <name> [user…]    create a group;  group list | group show <id> | group add <id> <user>
   logout                         end the session (the profile keeps the device for the next login)
 
@@ -216,6 +217,13 @@ const commands: Record<string, () => Promise<void>> = {
     process.once('SIGINT', () => void finish());
     process.once('SIGTERM', () => void finish());
     await new Promise((resolve) => sink.server.once('close', resolve));
+  },
+  async presence() {
+    const m = await client(true);
+    const users = positionals.slice(1);
+    if (!users.length) throw new UsageError('missing usernames');
+    const online = await m.presence(users);
+    out(online.length ? `online: ${online.join(', ')}` : 'none of them is online', { online });
   },
   async devices() {
     const m = await client(true);

@@ -31,3 +31,9 @@ export async function removeDevice(s: Session, deviceId: string): Promise<void> 
 export async function serverKey(s: Session): Promise<string> {
   return (await s.http.json<{ public_key: string }>('GET', '/api/server-key', { auth: false })).public_key;
 }
+
+/** Which of these users have a device with an open live stream (at most 100 names). */
+export async function presence(s: Session, usernames: string[]): Promise<string[]> {
+  const query = { users: usernames.map((u) => u.toLowerCase()).join(',') };
+  return (await s.http.json<{ online: string[] }>('GET', '/api/presence', { query })).online;
+}

@@ -40,6 +40,7 @@ export class Messenger extends Session {
   renameDevice = (name: string) => devices.renameDevice(this, name);
   removeDevice = (deviceId: string) => devices.removeDevice(this, deviceId);
   serverKey = () => devices.serverKey(this);
+  presence = (usernames: string[]) => devices.presence(this, usernames);
 
   // Messages
   send = (to: messages.Target, body: string | Uint8Array, opts?: messages.SendOptions) =>

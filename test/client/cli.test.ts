@@ -174,6 +174,8 @@ describe('CLI as a subprocess', function () {
       await listen.lines(1);
     }
     expect(live()[0]).to.include({ from: alice, type: 'message' });
+    const presence = await cli('alice', 'presence', bob, 'nobody_online_here');
+    expect(presence.stdout).to.equal(`online: ${bob}\n`);
     listen.child.kill('SIGINT');
     const [code] = await listen.exited;
     expect(code).to.equal(0);

@@ -257,4 +257,29 @@ describe('client SDK against a real listener', () => {
     expect(e?.content).to.deep.equal({ text: '{"not":"a payload"}', data: null, files: [] });
     expect(e?.from.username).to.equal(raw.username);
   });
+
+  it('when bob has a stream open, then presence shows him online, and offline once it closes', async function () {
+    if (!serves('get', '/api/presence')) this.skip();
+    const [a] = await newUser(listener.url, 1);
+    const [b] = await newUser(listener.url, 1);
+    if (!a || !b) throw new Error('setup');
+    const bob = b.identity.username;
+    const until = async (want: boolean) => {
+      for (let i = 0; i < 200; i++) {
+        if ((await a.presence([bob, 'nobody_online_here'])).includes(bob) === want) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`presence never became ${want}`);
+    };
+    expect(await a.presence([bob])).to.deep.equal([]);
+    const stop = new AbortController();
+    const streaming = (async () => {
+      for await (const _ of b.stream({ signal: stop.signal })) {
+      }
+    })();
+    await until(true);
+    stop.abort();
+    await streaming;
+    await until(false);
+  });
 });

@@ -1,5 +1,5 @@
 import type { Session } from './session.ts';
-import type { Group, GroupSummary } from './types.ts';
+import type { Group, GroupPage, GroupSummary } from './types.ts';
 
 const at = (groupId: string) => `/api/groups/${encodeURIComponent(groupId)}`;
 
@@ -20,10 +20,14 @@ export async function listGroups(s: Session): Promise<GroupSummary[]> {
   return (await s.http.json<{ groups: GroupSummary[] }>('GET', '/api/groups')).groups;
 }
 
-/** Public groups, optionally filtered by a search string. */
-export async function publicGroups(s: Session, q?: string): Promise<GroupSummary[]> {
-  const query = { public: 'true', ...(q !== undefined && { q }) };
-  return (await s.http.json<{ groups: GroupSummary[] }>('GET', '/api/groups', { query })).groups;
+/** Public groups whose name contains `q`, one page at a time (`cursor` from the previous page). */
+export function publicGroups(
+  s: Session,
+  q?: string,
+  page: { limit?: number; cursor?: string } = {},
+): Promise<GroupPage> {
+  const query = { public: 'true', q, limit: page.limit, cursor: page.cursor };
+  return s.http.json<GroupPage>('GET', '/api/groups', { query });
 }
 
 /** A group with its members' devices (what a group message is encrypted for). */

@@ -61,7 +61,8 @@ export class Messenger extends Session {
   createGroup = (name: string, members: string[], opts?: { isPublic?: boolean }) =>
     groups.createGroup(this, name, members, opts);
   groups = () => groups.listGroups(this);
-  publicGroups = (q?: string) => groups.publicGroups(this, q);
+  publicGroups = (q?: string, page?: { limit?: number; cursor?: string }) =>
+    groups.publicGroups(this, q, page);
   group = (groupId: string) => groups.getGroup(this, groupId);
   addMember = (groupId: string, username: string) => groups.addMember(this, groupId, username);
   removeMember = (groupId: string, userId: string) => groups.removeMember(this, groupId, userId);

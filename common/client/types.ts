@@ -73,17 +73,25 @@ export interface GroupMember {
 export interface Group {
   group_id: string;
   name: string;
-  owner_id: string;
+  /** null once the owner deleted their account. */
+  owner_id: string | null;
   is_public: boolean;
   members: GroupMember[];
 }
 
-/** A group as listed (`GET /api/groups`); the server may include more fields. */
+/** A group as listed (`GET /api/groups`). */
 export interface GroupSummary {
   group_id: string;
   name: string;
-  is_public?: boolean;
-  [key: string]: unknown;
+  owner_id: string | null;
+  is_public: boolean;
+  member_count: number;
+}
+
+/** One page of a public-group search; pass `next_cursor` back for the next (null on the last). */
+export interface GroupPage {
+  groups: GroupSummary[];
+  next_cursor: string | null;
 }
 
 export interface Uploaded {

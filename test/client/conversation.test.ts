@@ -121,4 +121,19 @@ describe('a full conversation through the SDK (groups, files, edits, receipts, p
       ]);
     }
   });
+
+  it('when carol finds a public group by name, then she can join it herself and read what is sent after', async () => {
+    const tag = `hikers ${Math.random().toString(36).slice(2, 10)}`;
+    const groupId = await dev(A, 0).createGroup(tag, [], { isPublic: true });
+    const first = await dev(C, 0).publicGroups(tag, { limit: 1 });
+    expect(first.groups.map((g) => [g.group_id, g.name, g.is_public, g.member_count])).to.deep.equal([
+      [groupId, tag, true, 1],
+    ]);
+    await dev(C, 0).addMember(groupId, name(C));
+    expect((await dev(C, 0).groups()).map((g) => g.group_id)).to.include(groupId);
+    await drain(dev(C, 0));
+    await dev(A, 0).send({ group: groupId }, 'welcome carol');
+    expect(texts(await drain(dev(C, 0)))).to.deep.equal(['welcome carol']);
+    await drain(dev(A, 1));
+  });
 });

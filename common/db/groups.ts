@@ -29,11 +29,15 @@ export async function addMembers(trx: Tx, groupId: string, userIds: string[]): P
   const unique = [...new Set(userIds)];
   if (!unique.length) return 0;
   // One statement; WITH ORDINALITY + ORDER BY hands out seniority in list order.
+  // The users are held (FOR SHARE, by id) until commit: an account deleted meanwhile is skipped
+  // instead of failing the insert on its foreign key (a 500).
   const { rowCount } = await trx.raw<{ rowCount: number }>(
-    `INSERT INTO group_members (group_id, user_id)
-     SELECT ?, u.id FROM unnest(?::uuid[]) WITH ORDINALITY AS u(id, n) ORDER BY u.n
+    `WITH alive AS (SELECT id FROM users WHERE id = ANY(?::uuid[]) ORDER BY id FOR SHARE)
+     INSERT INTO group_members (group_id, user_id)
+     SELECT ?, u.id FROM unnest(?::uuid[]) WITH ORDINALITY AS u(id, n)
+      WHERE u.id IN (SELECT id FROM alive) ORDER BY u.n
      ON CONFLICT (group_id, user_id) DO NOTHING`,
-    [groupId, unique],
+    [unique, groupId, unique],
   );
   return rowCount;
 }

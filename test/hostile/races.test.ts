@@ -160,6 +160,37 @@ describe('races: concurrent operations on the same accounts', function () {
   });
   after(() => listener.close());
 
+  it('when a user is added to a group (or a group is created with them) while deleting their account, then no 500', async () => {
+    // The account deletion verifies the password first, so the adds start a little later each round
+    // to meet its transaction at different points.
+    for (let delay = 0; delay < 16; delay += 1) {
+      const [owner] = (await person(call, 1)) as [Device];
+      const [a, b] = [(await person(call, 1))[0] as Device, (await person(call, 1))[0] as Device];
+      const group = await call('POST', '/api/groups', {
+        token: owner.token,
+        body: { name: 'g', members: [] },
+      });
+      expect(group.status).to.equal(201);
+      const later = <T>(f: () => Promise<T>) => new Promise<T>((ok) => setTimeout(() => ok(f()), delay));
+      const [delA, delB, add, create] = await Promise.all([
+        call('DELETE', '/api/users/me', { token: a.token, body: { password: a.password } }),
+        call('DELETE', '/api/users/me', { token: b.token, body: { password: b.password } }),
+        later(() =>
+          call('POST', `/api/groups/${group.body.group_id}/members`, {
+            token: owner.token,
+            body: { username: a.username },
+          }),
+        ),
+        later(() =>
+          call('POST', '/api/groups', { token: owner.token, body: { name: 'h', members: [b.username] } }),
+        ),
+      ]);
+      expect([delA.status, delB.status]).to.deep.equal([204, 204]);
+      expect([204, 404], JSON.stringify(add.body)).to.include(add.status);
+      expect([201, 404], JSON.stringify(create.body)).to.include(create.status);
+    }
+  });
+
   it(`when ${RUNS} random batches of conflicting requests run at once, then none answers 5xx and errors are JSON`, async () => {
     let requests = 0;
     await fc.assert(

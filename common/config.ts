@@ -87,7 +87,11 @@ const schema = z.object({
   /** Live stream: how long a socket without an Authorization header may take to send its auth frame. */
   STREAM_AUTH_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
   /** Live stream: bytes queued for one socket before sending waits; a client that does not drain them in STREAM_SEND_TIMEOUT_MS is closed. */
-  STREAM_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
+  STREAM_MAX_BUFFERED_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
   STREAM_SEND_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
   /** Presence: each listener refreshes its open streams this often; a user is online while a stream beat within the expiry. */
   PRESENCE_HEARTBEAT_MS: z.coerce.number().int().positive().default(10_000),

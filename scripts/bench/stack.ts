@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import amqp from 'amqplib';
-import pg from 'pg';
 import { type Config, loadConfig } from '../../common/config.ts';
 import { ensureSigningKey } from '../../common/crypto/signing-key.ts';
-import { createDb, migrateLatest } from '../../common/db/index.ts';
+import { freshDatabase } from '../../common/db/admin.ts';
 import { deleteTopology } from '../../common/queue/topology.ts';
 import { ROOT, type Stack, startStack } from '../stack/index.ts';
 
@@ -58,22 +57,7 @@ export async function prepareEnv(opts: {
   const url = new URL(base.DATABASE_URL);
   const name = `${url.pathname.slice(1) || 'messenger'}_bench`.replace(/[^\w]/g, '');
   url.pathname = `/${name}`;
-  const admin = new pg.Client({
-    connectionString: Object.assign(new URL(url), { pathname: '/postgres' }).href,
-  });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const db = createDb(url.href, 1);
-  try {
-    await migrateLatest(db);
-  } finally {
-    await db.destroy();
-  }
+  await freshDatabase(url.href);
   const runDir = resolve(ROOT, 'run', `bench-${randomBytes(3).toString('hex')}`);
   await mkdir(runDir, { recursive: true });
   if (opts.cpuProf) await mkdir(opts.cpuProf, { recursive: true });

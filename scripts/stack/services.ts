@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import pg from 'pg';
+import { ensureDatabase as createIfMissing, withDatabase } from '../../common/db/admin.ts';
 
 const run = promisify(execFile);
 
@@ -55,7 +56,7 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs: num
 }
 
 function adminUrl(databaseUrl: string): string {
-  return Object.assign(new URL(databaseUrl), { pathname: '/postgres' }).href;
+  return withDatabase(databaseUrl, 'postgres');
 }
 
 /** The newest local cluster version under /etc/postgresql (Debian layout). */
@@ -85,18 +86,7 @@ export async function ensurePostgres(
 
 /** Creates the database named in the URL when it is missing. */
 export async function ensureDatabase(databaseUrl: string, log: (m: string) => void): Promise<void> {
-  const name = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
-  const admin = new pg.Client({ connectionString: adminUrl(databaseUrl) });
-  await admin.connect();
-  try {
-    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (!rowCount) {
-      await admin.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
-      log(`created database ${name}`);
-    }
-  } finally {
-    await admin.end();
-  }
+  if (await createIfMissing(databaseUrl)) log(`created database ${new URL(databaseUrl).pathname.slice(1)}`);
 }
 
 /** Reuses a reachable RabbitMQ, or starts the local one detached. */

@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import amqp from 'amqplib';
-import pg from 'pg';
 import { ensureSigningKey, loadSigningKey } from '../../common/crypto/signing-key.ts';
-import { createDb, type Db, migrateLatest } from '../../common/db/index.ts';
+import { dropDatabase, freshDatabase, withDatabase } from '../../common/db/admin.ts';
+import { createDb, type Db } from '../../common/db/index.ts';
 import { createLogger } from '../../common/log.ts';
 import { type Broker, connectBroker } from '../../common/queue/broker.ts';
 import { type OutboxRelay, startOutboxRelay } from '../../common/queue/relay.ts';
@@ -57,25 +57,9 @@ export const fastRetries: Record<string, string> = {
 export async function isolatedDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const base = new URL(testConfig().DATABASE_URL);
   const name = `${base.pathname.slice(1)}_${randomBytes(4).toString('hex')}`;
-  const admin = Object.assign(new URL(base.href), { pathname: '/postgres' }).href;
-  const run = async (sql: string) => {
-    const c = new pg.Client({ connectionString: admin });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  };
-  await run(`CREATE DATABASE "${name}"`);
-  const url = Object.assign(new URL(base.href), { pathname: `/${name}` }).href;
-  const db = createDb(url, 1);
-  try {
-    await migrateLatest(db);
-  } finally {
-    await db.destroy();
-  }
-  return { url, drop: () => run(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+  const url = withDatabase(base.href, name);
+  await freshDatabase(url);
+  return { url, drop: () => dropDatabase(url) };
 }
 
 async function inProcessSender(env: Record<string, string>): Promise<TestSender> {

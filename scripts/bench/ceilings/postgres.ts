@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { createDb, migrateLatest } from '../../../common/db/index.ts';
+import { dropDatabase, freshDatabase, withDatabase } from '../../../common/db/admin.ts';
 import { eventJson } from '../payload.ts';
 import { nowMs } from '../protocol.ts';
 
@@ -20,22 +20,6 @@ const INSERT_EVENTS = `WITH ins AS (
     RETURNING device_id, seq, event_id)
   INSERT INTO outbox (device_id, seq, event_id) SELECT device_id, seq, event_id FROM ins ORDER BY device_id, seq`;
 
-function withDatabase(url: string, name: string): string {
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return u.href;
-}
-
-async function admin<T>(url: string, run: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: withDatabase(url, 'postgres') });
-  await c.connect();
-  try {
-    return await run(c);
-  } finally {
-    await c.end();
-  }
-}
-
 /**
  * PostgreSQL commits/s of the send transaction done directly with `pg` on `connections`
  * connections, each writing to its own recipient device (no lock waits), in a scratch database
@@ -46,18 +30,9 @@ export async function postgresCeiling(
   opts: { connections: number; durationMs: number },
 ): Promise<number> {
   const name = 'messenger_bench_raw';
-  await admin(databaseUrl, async (c) => {
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.query(`CREATE DATABASE ${name}`);
-  });
   const url = withDatabase(databaseUrl, name);
+  await freshDatabase(url);
   try {
-    const db = createDb(url, 1);
-    try {
-      await migrateLatest(db);
-    } finally {
-      await db.destroy();
-    }
     const clients = await Promise.all(
       Array.from({ length: opts.connections }, async () => {
         const c = new pg.Client({ connectionString: url });
@@ -106,6 +81,6 @@ export async function postgresCeiling(
     await Promise.all(clients.map((c) => c.end()));
     return (commits * 1000) / elapsed;
   } finally {
-    await admin(databaseUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    await dropDatabase(url);
   }
 }

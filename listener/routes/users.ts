@@ -9,6 +9,7 @@ import {
   findUserById,
   findUserByUsername,
   insertUser,
+  type UserRow,
   updateUser,
 } from '../../common/db/users.ts';
 import { badRequest, conflict, forbidden, notFound, unauthorized } from '../../common/errors.ts';
@@ -39,6 +40,13 @@ async function directory(ctx: Ctx, username: string) {
   const devices = (await deviceKeysByUser(ctx.deps.db, [user.id])).get(user.id) ?? [];
   ctx.body = { user_id: user.id, username: user.username, display_name: user.display_name, devices };
 }
+
+const presentProfile = (u: UserRow) => ({
+  user_id: u.id,
+  username: u.username,
+  display_name: u.display_name,
+  phone_number: u.phone_number,
+});
 
 async function me(ctx: Ctx) {
   const user = await findUserById(ctx.deps.db, ctx.state.auth.userId);
@@ -114,13 +122,7 @@ export const userRoutes = [
     auth: true,
     responses: { 200: { description: 'profile', schema: profile } },
     async handle(ctx) {
-      const u = await me(ctx);
-      ctx.body = {
-        user_id: u.id,
-        username: u.username,
-        display_name: u.display_name,
-        phone_number: u.phone_number,
-      };
+      ctx.body = presentProfile(await me(ctx));
     },
   }),
   route({
@@ -157,13 +159,7 @@ export const userRoutes = [
         });
         if (password_hash) await endOtherSessions(trx, user.id, ctx.state.auth.deviceId);
       });
-      const u = await me(ctx);
-      ctx.body = {
-        user_id: u.id,
-        username: u.username,
-        display_name: u.display_name,
-        phone_number: u.phone_number,
-      };
+      ctx.body = presentProfile(await me(ctx));
     },
   }),
   route({

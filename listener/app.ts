@@ -12,6 +12,11 @@ const REQUEST_ID = /^[\w.-]{1,128}$/;
 
 export function createApp(deps: Deps): Koa<AppState, { deps: Deps }> {
   const app = new Koa<AppState, { deps: Deps }>();
+  // Errors Koa sees outside the middleware chain (a client aborting an upload, a response stream
+  // failing): into the log as JSON, instead of Koa's default stack trace on stderr.
+  app.on('error', (err: unknown, ctx?: { state?: Partial<AppState> }) => {
+    (ctx?.state?.log ?? deps.log).warn({ err }, 'request stream error');
+  });
   app.context.deps = deps;
   const clientIp = clientIpResolver(deps.config.TRUSTED_PROXIES);
 

@@ -10,6 +10,8 @@ export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessE
     AMQP_URL: process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PASSWORD_HASH_COST: '1024',
+    // Never the default 'messenger' prefix: relays in tests must not fill a local stack's queues.
+    AMQP_PREFIX: 'test.shared',
     SIGNING_KEY_FILE: join(tmpdir(), 'messenger-test-signing-key.json'),
     HOST: '127.0.0.1',
     PORT: '0',

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { Config } from '../common/config.ts';
-import { findPushTarget, recordOutcome } from '../common/db/deliveries.ts';
+import { type DeliveryStore, deliveryStore } from '../common/db/deliveries.ts';
 import type { Db } from '../common/db/index.ts';
 import type { Logger } from '../common/log.ts';
 import type { SenderMetrics } from '../common/metrics.ts';
@@ -22,6 +22,8 @@ export interface SenderDeps {
   metrics?: SenderMetrics;
   /** Per-origin cap on pushes in flight (startSender makes one; absent = no cap). */
   gate?: OriginGate;
+  /** Batches the lookups and outcome writes of the deliveries in flight (startSender makes one). */
+  store?: DeliveryStore;
 }
 
 export function retryPolicy(config: Config): RetryPolicy {
@@ -61,6 +63,7 @@ function parked(broker: Broker, d: Delivery, o: Outcome): Publication {
  */
 export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: Channel): Promise<void> {
   const { db, broker, pusher } = deps;
+  const store = deps.store ?? deliveryStore(db);
   const d = parseDelivery(msg.content);
   if (!d) {
     deps.log.warn({ queue: msg.fields.routingKey }, 'malformed delivery dropped');
@@ -81,7 +84,7 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
     ch.ack(msg);
     return;
   }
-  const target = await findPushTarget(db, d.device_id, d.seq, d.event_id);
+  const target = await store.findPushTarget({ device_id: d.device_id, seq: d.seq, event_id: d.event_id });
   if (!target?.user_address) {
     log.debug({ reason: target ? 'no_address' : 'not_in_inbox' }, 'delivery skipped');
     ch.ack(msg);
@@ -111,22 +114,19 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
     { number: attempt, elapsedMs: now - Date.parse(d.created_at), now },
     retryPolicy(deps.config),
   );
-  await recordOutcome(
-    db,
-    {
-      device_id: d.device_id,
-      seq: d.seq,
-      event_id: d.event_id,
-      attempt,
-      status_code: res.answer.kind === 'response' ? res.answer.status : null,
-      error_class: res.answer.kind === 'error' ? res.answer.errorClass : null,
-      duration_ms: res.durationMs,
-      outcome: o.kind,
-      retry_in_ms: o.kind === 'retry' ? o.afterMs : null,
-      request_id: d.request_id,
-    },
+  await store.recordOutcome({
+    device_id: d.device_id,
+    seq: d.seq,
+    event_id: d.event_id,
+    attempt,
+    status_code: res.answer.kind === 'response' ? res.answer.status : null,
+    error_class: res.answer.kind === 'error' ? res.answer.errorClass : null,
+    duration_ms: res.durationMs,
+    outcome: o.kind,
+    retry_in_ms: o.kind === 'retry' ? o.afterMs : null,
+    request_id: d.request_id,
     address,
-  );
+  });
   const next = { ...d, attempt };
   if (o.kind === 'retry') await broker.publish([delayed(broker, next, now + o.afterMs)]);
   if (o.kind === 'dead') await broker.publish([parked(broker, next, o)]);
@@ -151,7 +151,11 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
 /** Starts consuming deliveries; stop() finishes the pushes in flight before resolving. */
 export function startSender(deps: SenderDeps): Consumer {
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const withGate = { ...deps, gate: deps.gate ?? originGate(deps.config.SENDER_CONNECTIONS_PER_ORIGIN) };
+  const withGate = {
+    ...deps,
+    gate: deps.gate ?? originGate(deps.config.SENDER_CONNECTIONS_PER_ORIGIN),
+    store: deps.store ?? deliveryStore(deps.db),
+  };
   return deps.broker.consume(
     deps.broker.topology.deliveries,
     deps.config.SENDER_PREFETCH,

@@ -76,6 +76,110 @@ export async function recordOutcome(q: Q, row: AttemptRow, address: string): Pro
   );
 }
 
+/** One delivery's key: which event of which device. */
+export interface DeliveryKey {
+  device_id: string;
+  seq: number;
+  event_id: string;
+}
+
+/** findPushTarget for many deliveries in one round trip; results in the order of `keys`. */
+export async function findPushTargets(q: Q, keys: DeliveryKey[]): Promise<(PushTarget | undefined)[]> {
+  const { rows } = await q.raw<{ rows: (PushTarget & { i: string })[] }>(
+    `SELECT k.i, i.body, d.user_address
+       FROM unnest(?::uuid[], ?::bigint[], ?::uuid[]) WITH ORDINALITY AS k(device_id, seq, event_id, i)
+       JOIN inbox i ON i.device_id = k.device_id AND i.seq = k.seq AND i.event_id = k.event_id
+       JOIN devices d ON d.id = i.device_id
+      WHERE i.expires_at > now()`,
+    [keys.map((k) => k.device_id), keys.map((k) => k.seq), keys.map((k) => k.event_id)],
+  );
+  const found: (PushTarget | undefined)[] = keys.map(() => undefined);
+  for (const r of rows) found[Number(r.i) - 1] = { body: r.body, user_address: r.user_address };
+  return found;
+}
+
+/**
+ * recordOutcome for many attempts in ONE statement (atomic, one round trip and one commit for
+ * the whole batch); attempts are inserted in the order given.
+ */
+export async function recordOutcomes(q: Q, rows: (AttemptRow & { address: string })[]): Promise<void> {
+  const col = <K extends keyof (AttemptRow & { address: string })>(k: K) => rows.map((r) => r[k]);
+  await q.raw(
+    `WITH r AS (
+       SELECT * FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::int[], ?::int[], ?::text[], ?::int[],
+                            ?::text[], ?::int[], ?::text[], ?::text[])
+              WITH ORDINALITY AS r(device_id, seq, event_id, attempt, status_code, error_class,
+                                   duration_ms, outcome, retry_in_ms, request_id, address, i)),
+     delivered AS (
+       DELETE FROM inbox x USING r
+        WHERE r.outcome = 'delivered' AND x.device_id = r.device_id AND x.seq = r.seq AND x.event_id = r.event_id),
+     gone AS (
+       UPDATE devices d SET user_address = NULL FROM r
+        WHERE r.outcome = 'gone' AND d.id = r.device_id AND d.user_address = r.address)
+     INSERT INTO delivery_attempts
+       (device_id, seq, event_id, attempt, status_code, error_class, duration_ms, outcome, retry_in_ms, request_id)
+     SELECT device_id, seq, event_id, attempt, status_code, error_class, duration_ms, outcome, retry_in_ms, request_id
+       FROM r ORDER BY i`,
+    // knex's binding types reject null array elements, which pg encodes fine.
+    [
+      col('device_id'),
+      col('seq'),
+      col('event_id'),
+      col('attempt'),
+      col('status_code') as number[],
+      col('error_class') as string[],
+      col('duration_ms'),
+      col('outcome'),
+      col('retry_in_ms') as number[],
+      col('request_id') as string[],
+      col('address'),
+    ],
+  );
+}
+
+/**
+ * Coalesces calls made in the same turn of the event loop into one call of `run` (keys in call
+ * order, one result per key); a failure of the batch fails every call in it.
+ */
+export function coalesce<K, V>(run: (keys: K[]) => Promise<V[]>): (key: K) => Promise<V> {
+  let queue: { key: K; resolve: (v: V) => void; reject: (e: unknown) => void }[] = [];
+  function flush(): void {
+    const batch = queue;
+    queue = [];
+    run(batch.map((b) => b.key)).then(
+      (values) => {
+        batch.forEach((b, n) => {
+          b.resolve(values[n] as V);
+        });
+      },
+      (err: unknown) => {
+        for (const b of batch) b.reject(err);
+      },
+    );
+  }
+  return (key) =>
+    new Promise<V>((resolve, reject) => {
+      queue.push({ key, resolve, reject });
+      if (queue.length === 1) setImmediate(flush);
+    });
+}
+
+/** The sender's reads and writes, each batched over the deliveries in flight at the same moment. */
+export interface DeliveryStore {
+  findPushTarget(key: DeliveryKey): Promise<PushTarget | undefined>;
+  recordOutcome(row: AttemptRow & { address: string }): Promise<void>;
+}
+
+export function deliveryStore(q: Q): DeliveryStore {
+  return {
+    findPushTarget: coalesce((keys: DeliveryKey[]) => findPushTargets(q, keys)),
+    recordOutcome: coalesce(async (rows: (AttemptRow & { address: string })[]) => {
+      await recordOutcomes(q, rows);
+      return rows.map(() => undefined);
+    }),
+  };
+}
+
 /** A 2xx removes the event from the inbox: it is not pulled, streamed or pushed again. */
 export async function removeDelivered(q: Q, deviceId: string, seq: number, eventId: string): Promise<void> {
   await q('inbox').where({ device_id: deviceId, seq, event_id: eventId }).delete();

@@ -7,8 +7,13 @@ import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import { eventually, FAST, presence, StreamClient, sendText } from './helpers.ts';
 
 /** Which listener process holds a device's stream, from the presence rows the listeners write. */
+/** The listener holding the device's live socket: the freshest presence row (a killed listener's
+ * stale row stays until some listener sweeps it). */
 async function holder(db: Db, deviceId: string): Promise<string | undefined> {
-  const row = await db('stream_presence').where({ device_id: deviceId }).first('instance_id');
+  const row = await db('stream_presence')
+    .where({ device_id: deviceId })
+    .orderBy('heartbeat_at', 'desc')
+    .first('instance_id');
   return row?.instance_id;
 }
 

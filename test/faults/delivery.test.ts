@@ -205,7 +205,7 @@ describe('faults: sends through crashes and outages of listeners, senders, Rabbi
   });
 
   it('then no message whose final answer was a non-2xx is delivered', () => {
-    // Impatient clients (two attempts) give up during the PostgreSQL outage: the check is not empty.
+    // Impatient clients (one attempt) give up during the PostgreSQL outage: the check is not empty.
     expect(result.total.rejected).to.be.at.least(1);
     expect(result.total.rejectedDelivered).to.equal(0);
   });

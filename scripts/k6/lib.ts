@@ -6,7 +6,7 @@
  * tag and a random 24-byte nonce: the same sizes a real `nacl.box` has (k6 has no tweetnacl).
  */
 
-import { sleep } from 'k6';
+import { check, sleep } from 'k6';
 import { randomBytes } from 'k6/crypto';
 import encoding from 'k6/encoding';
 import http, { type RefinedResponse, type ResponseType } from 'k6/http';
@@ -77,4 +77,16 @@ export function sendBody(users: BenchUser[], i: number): { from: BenchUser; body
 
 export function authHeaders(token: string): Record<string, string> {
   return { ...json, Authorization: `Bearer ${token}` };
+}
+
+let iteration = 0;
+
+/** One send to the next user in the ring, tagged `send`, checked for 201 (both scripts' send shape). */
+export function sendOne(users: BenchUser[]): void {
+  const { from, body } = sendBody(users, __VU * 7919 + iteration++);
+  const res = http.post(`${BASE_URL}/api/messages`, body, {
+    headers: authHeaders(from.token),
+    tags: { name: 'send' },
+  });
+  check(res, { 'sent (201)': (r) => r.status === 201 });
 }

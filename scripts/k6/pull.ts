@@ -10,7 +10,7 @@ import exec from 'k6/execution';
 import http from 'k6/http';
 import { Counter } from 'k6/metrics';
 import type { Options } from 'k6/options';
-import { authHeaders, BASE_URL, type BenchUser, createUsers, postJson, sendBody, USERS } from './lib.ts';
+import { authHeaders, BASE_URL, type BenchUser, createUsers, postJson, sendOne, USERS } from './lib.ts';
 
 const received = new Counter('events_received');
 const duration = __ENV.DURATION ?? '30s';
@@ -46,15 +46,8 @@ export function setup(): { users: BenchUser[] } {
   return { users: createUsers('k6p') };
 }
 
-let iteration = 0;
-
 export function send(data: { users: BenchUser[] }): void {
-  const { from, body } = sendBody(data.users, __VU * 7919 + iteration++);
-  const res = http.post(`${BASE_URL}/api/messages`, body, {
-    headers: authHeaders(from.token),
-    tags: { name: 'send' },
-  });
-  check(res, { 'sent (201)': (r) => r.status === 201 });
+  sendOne(data.users);
 }
 
 /** Each pull VU owns one user's device: page after its cursor, ack what it saw, pause when empty. */

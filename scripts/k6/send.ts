@@ -5,10 +5,8 @@
  * Setup registers and logs in USERS users; each iteration sends one 1 KiB message to the next
  * user in the ring. The stack must allow the rate (RATE_LIMIT_PER_SECOND / _BURST at nginx).
  */
-import { check } from 'k6';
-import http from 'k6/http';
 import type { Options } from 'k6/options';
-import { authHeaders, BASE_URL, type BenchUser, createUsers, sendBody } from './lib.ts';
+import { type BenchUser, createUsers, sendOne } from './lib.ts';
 
 export const options: Options = {
   insecureSkipTLSVerify: true,
@@ -34,13 +32,6 @@ export function setup(): { users: BenchUser[] } {
   return { users: createUsers('k6s', __ENV.PUSH_URL) };
 }
 
-let iteration = 0;
-
 export default function (data: { users: BenchUser[] }): void {
-  const { from, body } = sendBody(data.users, __VU * 7919 + iteration++);
-  const res = http.post(`${BASE_URL}/api/messages`, body, {
-    headers: authHeaders(from.token),
-    tags: { name: 'send' },
-  });
-  check(res, { 'sent (201)': (r) => r.status === 201 });
+  sendOne(data.users);
 }

@@ -1,4 +1,4 @@
-import type { Q } from './index.ts';
+import { prepared, type Q } from './index.ts';
 
 export interface PushTarget {
   body: string;
@@ -85,7 +85,8 @@ export interface DeliveryKey {
 
 /** findPushTarget for many deliveries in one round trip; results in the order of `keys`. */
 export async function findPushTargets(q: Q, keys: DeliveryKey[]): Promise<(PushTarget | undefined)[]> {
-  const { rows } = await q.raw<{ rows: (PushTarget & { i: string })[] }>(
+  const { rows } = await prepared<PushTarget & { i: string }>(
+    q,
     `SELECT k.i, i.body, d.user_address
        FROM unnest(?::uuid[], ?::bigint[], ?::uuid[]) WITH ORDINALITY AS k(device_id, seq, event_id, i)
        JOIN inbox i ON i.device_id = k.device_id AND i.seq = k.seq AND i.event_id = k.event_id
@@ -104,7 +105,8 @@ export async function findPushTargets(q: Q, keys: DeliveryKey[]): Promise<(PushT
  */
 export async function recordOutcomes(q: Q, rows: (AttemptRow & { address: string })[]): Promise<void> {
   const col = <K extends keyof (AttemptRow & { address: string })>(k: K) => rows.map((r) => r[k]);
-  await q.raw(
+  await prepared(
+    q,
     `WITH r AS (
        SELECT * FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::int[], ?::int[], ?::text[], ?::int[],
                             ?::text[], ?::int[], ?::text[], ?::text[])
@@ -120,18 +122,17 @@ export async function recordOutcomes(q: Q, rows: (AttemptRow & { address: string
        (device_id, seq, event_id, attempt, status_code, error_class, duration_ms, outcome, retry_in_ms, request_id)
      SELECT device_id, seq, event_id, attempt, status_code, error_class, duration_ms, outcome, retry_in_ms, request_id
        FROM r ORDER BY i`,
-    // knex's binding types reject null array elements, which pg encodes fine.
     [
       col('device_id'),
       col('seq'),
       col('event_id'),
       col('attempt'),
-      col('status_code') as number[],
-      col('error_class') as string[],
+      col('status_code'),
+      col('error_class'),
       col('duration_ms'),
       col('outcome'),
-      col('retry_in_ms') as number[],
-      col('request_id') as string[],
+      col('retry_in_ms'),
+      col('request_id'),
       col('address'),
     ],
   );

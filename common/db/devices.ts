@@ -1,4 +1,4 @@
-import type { Q } from './index.ts';
+import { prepared, type Q } from './index.ts';
 
 export interface DeviceRow {
   id: string;
@@ -65,9 +65,13 @@ export async function deviceKeysByUsername(
   username: string,
   alsoUserId: string,
 ): Promise<{ userId: string; byUser: Map<string, DeviceKey[]> } | undefined> {
-  const { rows } = await q.raw<{
-    rows: { user_id: string; named: boolean; device_id: string | null; public_key: string | null }[];
+  const { rows } = await prepared<{
+    user_id: string;
+    named: boolean;
+    device_id: string | null;
+    public_key: string | null;
   }>(
+    q,
     `SELECT u.id AS user_id, u.username = ? AS named, d.id AS device_id, d.public_key
        FROM users u LEFT JOIN devices d ON d.user_id = u.id
       WHERE u.username = ? OR u.id = ?

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Knex } from 'knex';
 import type { PendingEvent } from '../events.ts';
-import type { Q } from './index.ts';
+import { prepared, type Q } from './index.ts';
 
 /** A piece of SQL with its `?` bindings, folded into another statement. */
 export interface SqlPart {
   sql: string;
-  bindings: Knex.RawBinding[];
+  bindings: unknown[];
 }
 
 /**
@@ -26,6 +25,17 @@ export async function appendEvents(
   also?: SqlPart,
 ): Promise<number> {
   if (!pending.length && !also) return 0;
+  const { sql, bindings } = appendEventsStatement(pending, ttlDays, requestId, also);
+  return (await prepared(trx, sql, bindings)).rowCount;
+}
+
+/** The statement of appendEvents (also run directly by the bench's PostgreSQL ceiling). */
+export function appendEventsStatement(
+  pending: PendingEvent[],
+  ttlDays: number,
+  requestId: string | null,
+  also?: SqlPart,
+): SqlPart {
   const counts = new Map<string, number>();
   const cols = {
     device: [] as string[],
@@ -50,8 +60,8 @@ export async function appendEvents(
   const ids = [...counts.keys()];
   // One statement (one round trip): bump each device's last_seq under its row lock, then insert
   // the inbox rows with their seqs and one outbox row per event.
-  const { rowCount } = await trx.raw<{ rowCount: number }>(
-    `WITH ${also ? `${also.sql},` : ''}
+  return {
+    sql: `WITH ${also ? `${also.sql},` : ''}
      c AS (
        SELECT id, n FROM unnest(?::uuid[], ?::int[]) AS c(id, n)),
      bumped AS (
@@ -71,7 +81,7 @@ export async function appendEvents(
        RETURNING device_id, seq, event_id)
      INSERT INTO outbox (device_id, seq, event_id, request_id)
      SELECT device_id, seq, event_id, ? FROM ins ORDER BY device_id, seq`,
-    [
+    bindings: [
       ...(also?.bindings ?? []),
       ids,
       ids.map((id) => counts.get(id) ?? 1),
@@ -81,13 +91,11 @@ export async function appendEvents(
       cols.k,
       cols.id,
       cols.type,
-      // knex's binding types reject null array elements, which pg encodes fine.
-      cols.messageId as string[],
+      cols.messageId,
       cols.rest,
       requestId,
     ],
-  );
-  return rowCount;
+  };
 }
 
 export interface InboxPage {

@@ -1,4 +1,4 @@
-import type { Q } from './index.ts';
+import { prepared, type Q } from './index.ts';
 
 export interface SessionIdentity {
   user_id: string;
@@ -29,13 +29,15 @@ export async function openSession(
 }
 
 export async function findSession(q: Q, tokenHash: Buffer): Promise<SessionIdentity | undefined> {
-  return q('sessions as s')
-    .join('devices as d', 'd.id', 's.device_id')
-    .join('users as u', 'u.id', 's.user_id')
-    .select('s.user_id', 'u.username', 's.device_id', 'd.public_key', 's.expires_at', 'd.last_active_at')
-    .where('s.token_hash', tokenHash)
-    .andWhere('s.expires_at', '>', q.fn.now())
-    .first();
+  // Every authenticated request runs this: prepared, see `prepared`.
+  const { rows } = await prepared<SessionIdentity>(
+    q,
+    `SELECT s.user_id, u.username, s.device_id, d.public_key, s.expires_at, d.last_active_at
+       FROM sessions s JOIN devices d ON d.id = s.device_id JOIN users u ON u.id = s.user_id
+      WHERE s.token_hash = ? AND s.expires_at > now()`,
+    [tokenHash],
+  );
+  return rows[0];
 }
 
 /** Sliding expiry: a session lives `ttlDays` after its last use. */

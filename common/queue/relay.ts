@@ -1,4 +1,4 @@
-import type { Db } from '../db/index.ts';
+import { type Db, prepared } from '../db/index.ts';
 import type { Logger } from '../log.ts';
 import { every } from '../periodic.ts';
 import type { Broker, Publication } from './broker.ts';
@@ -55,7 +55,8 @@ export function publications(broker: Broker, rows: OutboxRow[]): Publication[] {
  */
 export async function relayBatch(db: Db, broker: Broker, batchSize: number): Promise<number> {
   return db.transaction(async (trx) => {
-    const { rows } = await trx.raw<{ rows: OutboxRow[] }>(
+    const { rows } = await prepared<OutboxRow>(
+      trx,
       `DELETE FROM outbox WHERE id IN (
          SELECT id FROM outbox ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
        RETURNING id, device_id, seq, event_id, request_id, created_at`,

@@ -58,7 +58,7 @@ export function rows(r: BenchResults): Row[] {
   const c = r.ceilings;
   if (c) {
     out.push({
-      figure: 'raw: PostgreSQL send transactions/s (pg)',
+      figure: 'raw: PostgreSQL send statements/s (pg, prepared, 1 commit each)',
       value: fmt(c.postgres),
       ceiling: '',
       ratio: '',

@@ -1,27 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { dropDatabase, freshDatabase, withDatabase } from '../../../common/db/admin.ts';
+import { appendEventsStatement } from '../../../common/db/inbox.ts';
+import { statement } from '../../../common/db/index.ts';
+import { messageInsert } from '../../../common/db/messages.ts';
+import type { PendingEvent } from '../../../common/events.ts';
 import { eventJson } from '../payload.ts';
 import { nowMs } from '../protocol.ts';
 
-// The statements of the send transaction (insertMessage + appendEvents), one device per message.
-const INSERT_MESSAGE = `INSERT INTO messages (id, sender_user_id, sender_device_id, group_id, client_message_id)
-  VALUES ($1, $2, $3, NULL, NULL) RETURNING sent_at`;
-const BUMP_SEQ = `UPDATE devices d SET last_seq = d.last_seq + c.n
-    FROM unnest($1::uuid[], $2::int[]) AS c(id, n)
-   WHERE d.id = c.id
-     AND d.id IN (SELECT id FROM devices WHERE id = ANY($3::uuid[]) ORDER BY id FOR UPDATE)
-   RETURNING d.id, d.last_seq`;
-const INSERT_EVENTS = `WITH ins AS (
-    INSERT INTO inbox (device_id, seq, event_id, type, message_id, body, expires_at)
-    SELECT e.device_id, e.seq, e.event_id, e.type, e.message_id, e.body, now() + make_interval(days => $1)
-      FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::uuid[], $7::text[])
-           AS e(device_id, seq, event_id, type, message_id, body)
-    RETURNING device_id, seq, event_id)
-  INSERT INTO outbox (device_id, seq, event_id) SELECT device_id, seq, event_id FROM ins ORDER BY device_id, seq`;
-
 /**
- * PostgreSQL commits/s of the send transaction done directly with `pg` on `connections`
+ * PostgreSQL commits/s of the send statement done directly with `pg` on `connections`
  * connections, each writing to its own recipient device (no lock waits), in a scratch database
  * that is dropped afterwards so no relay ever sees these outbox rows.
  */
@@ -50,7 +38,11 @@ export async function postgresCeiling(
       [senderDevice, ...devices],
       userId,
     ]);
-    const body = eventJson();
+    // The listener's own send statement (message, recipient, seq bump, inbox and outbox rows in
+    // one round trip), built by the same code and run as the same named prepared statement.
+    const event: PendingEvent['event'] & { id?: string; seq?: number } = JSON.parse(eventJson());
+    delete event.id;
+    delete event.seq;
     let commits = 0;
     const started = nowMs();
     const deadline = started + opts.durationMs;
@@ -59,20 +51,23 @@ export async function postgresCeiling(
         const device = devices[i] as string;
         while (nowMs() < deadline) {
           const messageId = randomUUID();
-          await c.query('BEGIN');
-          await c.query(INSERT_MESSAGE, [messageId, userId, senderDevice]);
-          const { rows } = await c.query<{ last_seq: string }>(BUMP_SEQ, [[device], [1], [device]]);
-          const seq = Number(rows[0]?.last_seq);
-          await c.query(INSERT_EVENTS, [
+          const { sql, bindings } = appendEventsStatement(
+            [{ device_id: device, event: { ...event, message_id: messageId } }],
             30,
-            [device],
-            [seq],
-            [randomUUID()],
-            ['message'],
-            [messageId],
-            [body],
-          ]);
-          await c.query('COMMIT');
+            null,
+            messageInsert(
+              {
+                id: messageId,
+                sender_user_id: userId,
+                sender_device_id: senderDevice,
+                group_id: null,
+                client_message_id: null,
+                sent_at: new Date(),
+              },
+              [userId],
+            ),
+          );
+          await c.query({ ...statement(sql), values: bindings });
           commits++;
         }
       }),

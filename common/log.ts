@@ -14,3 +14,12 @@ export function createLogger(level: string, name: string): Logger {
     },
   });
 }
+
+/**
+ * Node prints process warnings (deprecations, MaxListeners…) as plain text on stderr, which
+ * breaks a one-JSON-object-per-line log: a process's main sends them to its logger instead.
+ */
+export function logProcessWarnings(log: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => log.warn({ err: warning }, 'process warning'));
+}

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { loadConfig } from '../common/config.ts';
 import { loadSigningKey } from '../common/crypto/signing-key.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
-import { createLogger } from '../common/log.ts';
+import { createLogger, logProcessWarnings } from '../common/log.ts';
 import { listenerMetrics, serveMetrics } from '../common/metrics.ts';
 import { every } from '../common/periodic.ts';
 import { connectBroker } from '../common/queue/broker.ts';
@@ -15,6 +15,7 @@ import { attachStream } from './stream/server.ts';
 
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'listener');
+logProcessWarnings(log);
 const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX, log);
 if (config.MIGRATE_ON_START) log.info({ applied: await migrateLatest(db) }, 'migrated');
 const signingKey = await loadSigningKey(config.SIGNING_KEY_FILE);

@@ -1,7 +1,7 @@
 import { loadConfig } from '../common/config.ts';
 import { loadSigningKey } from '../common/crypto/signing-key.ts';
 import { createDb } from '../common/db/index.ts';
-import { createLogger } from '../common/log.ts';
+import { createLogger, logProcessWarnings } from '../common/log.ts';
 import { senderMetrics, serveMetrics } from '../common/metrics.ts';
 import { connectBroker } from '../common/queue/broker.ts';
 import { createPusher } from './deliver.ts';
@@ -10,6 +10,7 @@ import { startSender } from './worker.ts';
 // Composition root of a sender worker. Run any number of them: they share the deliveries queue.
 const config = loadConfig();
 const log = createLogger(config.LOG_LEVEL, 'sender');
+logProcessWarnings(log);
 const key = await loadSigningKey(config.SIGNING_KEY_FILE);
 const db = createDb(config.DATABASE_URL, Math.min(config.DATABASE_POOL_MAX, config.SENDER_PREFETCH + 1), log);
 const broker = await connectBroker(config, log);

@@ -27,6 +27,8 @@ export interface PhaseResult {
   verifiedSignatures: number;
   /** Request start (scheduled start in the open loop) → first signed push at the sink, ms. */
   pushLatency: Percentiles;
+  /** Push latency per second of the load (by send start): where a tail comes from. */
+  pushLatencyBySecond: (Percentiles & { second: number; count: number })[];
   /** Request start → 2xx answer at the client, ms. */
   requestLatency: Percentiles;
   /** Load end → last push. */
@@ -90,6 +92,7 @@ export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext
   const overall = meter();
   const delivered = new Set<string>();
   const latencies: number[] = [];
+  const bySecond: number[][] = [];
   let lastArrival = 0;
   let unmatched = 0;
   for (const [messageId, t] of arrivals.events.values()) {
@@ -101,6 +104,10 @@ export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext
     }
     delivered.add(messageId);
     latencies.push(t - start);
+    const second = Math.max(0, Math.floor((start - load.startedAt) / 1000));
+    const bucket = bySecond[second] ?? [];
+    bucket.push(t - start);
+    bySecond[second] = bucket;
   }
   let lost = 0;
   for (const id of accepted.keys()) if (!delivered.has(id)) lost++;
@@ -127,6 +134,9 @@ export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext
     badSignatures: arrivals.badSignatures,
     verifiedSignatures: arrivals.verified,
     pushLatency: percentiles(latencies),
+    pushLatencyBySecond: [...bySecond.entries()]
+      .filter((e): e is [number, number[]] => e[1] !== undefined)
+      .map(([second, xs]) => ({ second, count: xs.length, ...percentiles(xs) })),
     requestLatency: load.latency,
     drainSeconds: Math.max(0, (lastArrival - loadEnded) / 1000),
     cpu: cores(duringLoad),
@@ -142,7 +152,11 @@ export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext
       `CPU ms/msg ${Object.entries(result.cpuMsPerMessage)
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}; ` +
-      `cpu stall ${result.cpuStall ?? '?'}`,
+      `cpu stall ${result.cpuStall ?? '?'}; slowest seconds (p99 ms): ${[...result.pushLatencyBySecond]
+        .sort((a, b) => b.p99 - a.p99)
+        .slice(0, 3)
+        .map((b) => `${b.second}s ${round(b.p99)}`)
+        .join(', ')}`,
   );
   return result;
 }

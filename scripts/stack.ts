@@ -6,7 +6,13 @@ import { ensureSigningKey } from '../common/crypto/signing-key.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
 import { ensureCert, startStack } from './stack/index.ts';
 import { runningProcs } from './stack/processes.ts';
-import { ensureDatabase, ensurePostgres, ensureRabbit, type ServicesState } from './stack/services.ts';
+import {
+  ensureDatabase,
+  ensurePostgres,
+  ensureRabbit,
+  type ServicesState,
+  viaLocalSocket,
+} from './stack/services.ts';
 
 // `npm run stack`: the whole pipeline on this machine, no Docker. `npm run stack:stop` undoes it.
 const config = loadConfig();
@@ -58,8 +64,11 @@ try {
     await db.destroy();
   }
 
+  const databaseUrl = await viaLocalSocket(config.DATABASE_URL);
+  if (databaseUrl !== config.DATABASE_URL) log('listeners and senders reach PostgreSQL over its Unix socket');
   const stack = await startStack({
     runDir,
+    env: { ...process.env, DATABASE_URL: databaseUrl },
     listeners: config.LISTENERS,
     senders: config.SENDERS,
     httpsHost: config.HTTPS_HOST,

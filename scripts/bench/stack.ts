@@ -7,6 +7,7 @@ import { ensureSigningKey } from '../../common/crypto/signing-key.ts';
 import { freshDatabase } from '../../common/db/admin.ts';
 import { deleteTopology } from '../../common/queue/topology.ts';
 import { ROOT, type Stack, startStack } from '../stack/index.ts';
+import { viaLocalSocket } from '../stack/services.ts';
 
 export interface BenchProcess {
   name: string;
@@ -54,7 +55,8 @@ export async function prepareEnv(opts: {
   extra: Record<string, string>;
 }): Promise<BenchEnv> {
   const base = loadConfig();
-  const url = new URL(base.DATABASE_URL);
+  // As `npm run stack` runs it: over the Unix socket when PostgreSQL is local.
+  const url = new URL(await viaLocalSocket(base.DATABASE_URL));
   const name = `${url.pathname.slice(1) || 'messenger'}_bench`.replace(/[^\w]/g, '');
   url.pathname = `/${name}`;
   await freshDatabase(url.href);

@@ -53,6 +53,9 @@ export function statement(sql: string): { name: string; text: string } {
   return st;
 }
 
+/** A pg connection of the pool, for `prepared` and `quickTransaction`. */
+export type Conn = pg.Client;
+
 /**
  * Runs a statement of the send and delivery paths as a named prepared statement: PostgreSQL
  * parses and plans it once per connection instead of on every call, and knex's query building is
@@ -61,16 +64,44 @@ export function statement(sql: string): { name: string; text: string } {
  * the transaction's connection when `q` is one.
  */
 export async function prepared<R extends object>(
-  q: Q,
+  q: Q | Conn,
   sql: string,
   bindings: unknown[],
 ): Promise<{ rows: R[]; rowCount: number }> {
-  const conn: pg.Client = await q.client.acquireConnection();
+  if (!('client' in q)) return run<R>(q, sql, bindings);
+  const conn: Conn = await q.client.acquireConnection();
   try {
-    const r = await conn.query<R>({ ...statement(sql), values: bindings });
-    return { rows: r.rows, rowCount: r.rowCount ?? 0 };
+    return await run<R>(conn, sql, bindings);
   } finally {
     await q.client.releaseConnection(conn);
+  }
+}
+
+async function run<R extends object>(conn: Conn, sql: string, bindings: unknown[]) {
+  const r = await conn.query<R>({ ...statement(sql), values: bindings });
+  return { rows: r.rows, rowCount: r.rowCount ?? 0 };
+}
+
+/**
+ * BEGIN … COMMIT on one pool connection, rolled back when `work` throws, without knex's
+ * transaction object (which costs about twice the client CPU: ~330 vs ~160 µs per transaction).
+ * For the outbox relay, which runs one short transaction per batch many times a second.
+ */
+export async function quickTransaction<T>(db: Db, work: (conn: Conn) => Promise<T>): Promise<T> {
+  const conn: Conn = await db.client.acquireConnection();
+  try {
+    await conn.query('BEGIN');
+    let result: T;
+    try {
+      result = await work(conn);
+    } catch (err) {
+      await conn.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+    await conn.query('COMMIT');
+    return result;
+  } finally {
+    await db.client.releaseConnection(conn);
   }
 }
 

@@ -1,4 +1,4 @@
-import { type Db, prepared } from '../db/index.ts';
+import { type Db, prepared, quickTransaction } from '../db/index.ts';
 import type { Logger } from '../log.ts';
 import { every } from '../periodic.ts';
 import type { Broker, Publication } from './broker.ts';
@@ -54,9 +54,9 @@ export function publications(broker: Broker, rows: OutboxRow[]): Publication[] {
  * rolls back and the rows stay for the next sweep (at-least-once; duplicates keep their event id).
  */
 export async function relayBatch(db: Db, broker: Broker, batchSize: number): Promise<number> {
-  return db.transaction(async (trx) => {
+  return quickTransaction(db, async (conn) => {
     const { rows } = await prepared<OutboxRow>(
-      trx,
+      conn,
       `DELETE FROM outbox WHERE id IN (
          SELECT id FROM outbox ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
        RETURNING id, device_id, seq, event_id, request_id, created_at`,

@@ -13,7 +13,7 @@ import { type BenchArgs, parseBenchArgs } from './args.ts';
 import { type Ceilings, measureCeilings } from './ceilings/index.ts';
 import { serviceGroups, withChildren } from './cpu.ts';
 import { type PhaseContext, type PhaseResult, runPhase } from './phase.ts';
-import { rssKiB } from './procs.ts';
+import { heapUsedKiB, rssKiB } from './procs.ts';
 import { Progress } from './progress.ts';
 import type { LoadTarget } from './protocol.ts';
 import { type BenchResults, rows, type SoakSample, textTable, writeResults } from './report.ts';
@@ -139,11 +139,13 @@ try {
       const procs = [...stack.listeners, ...stack.senders];
       const samples: SoakSample[] = [];
       const t0 = Date.now();
-      const sample = () => {
-        const s: SoakSample = { atSeconds: (Date.now() - t0) / 1000, rssKiB: {} };
-        for (const p of procs) s.rssKiB[p.name] = rssKiB(p.pid);
+      const sample = async () => {
+        const s: SoakSample = { atSeconds: (Date.now() - t0) / 1000, rssKiB: {}, heapUsedKiB: {} };
+        for (const p of procs) {
+          s.rssKiB[p.name] = rssKiB(p.pid);
+          s.heapUsedKiB[p.name] = await heapUsedKiB(p.metricsPort);
+        }
         samples.push(s);
-        return s;
       };
       const every = Math.max(2_000, (args.soak * 1000) / 60);
       let last = 0;
@@ -160,33 +162,37 @@ try {
           onTick: () => {
             if (Date.now() - last >= every) {
               last = Date.now();
-              sample();
+              void sample();
             }
             const s = samples.at(-1);
+            const mib = (v: number | null | undefined) => round((v ?? 0) / 1024);
             return s
-              ? `RSS ${Object.entries(s.rssKiB)
-                  .map(([k, v]) => `${k} ${round((v ?? 0) / 1024)}M`)
-                  .join(' ')}`
+              ? `RSS/heap ${procs.map((p) => `${p.name} ${mib(s.rssKiB[p.name])}/${mib(s.heapUsedKiB[p.name])}M`).join(' ')}`
               : '';
           },
         },
       );
-      sample();
+      await sample();
       // A GC'd heap saws up and down, so compare medians, not two single samples: the middle of
       // the soak after its first tenth (warm-up: pools and JIT fill) against its last third.
       const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
-      const rssOf = (name: string, from: number, to: number) =>
-        samples
-          .filter((x) => x.atSeconds >= from && x.atSeconds < to)
-          .map((x) => x.rssKiB[name])
-          .filter((v): v is number => typeof v === 'number');
+      const growthOf = (of: (s: SoakSample) => number | null | undefined) => {
+        const within = (from: number, to: number) =>
+          samples
+            .filter((x) => x.atSeconds >= from && x.atSeconds < to)
+            .map(of)
+            .filter((v): v is number => typeof v === 'number');
+        const early = median(within(args.soak / 10, args.soak / 3 + args.soak / 10));
+        const late = median(within((args.soak * 2) / 3, Number.POSITIVE_INFINITY));
+        return ((late - early) / early) * 100;
+      };
       const growth: Record<string, number> = {};
+      const heapGrowth: Record<string, number> = {};
       for (const p of procs) {
-        const early = median(rssOf(p.name, args.soak / 10, args.soak / 3 + args.soak / 10));
-        const late = median(rssOf(p.name, (args.soak * 2) / 3, Number.POSITIVE_INFINITY));
-        growth[p.name] = ((late - early) / early) * 100;
+        growth[p.name] = growthOf((s) => s.rssKiB[p.name]);
+        heapGrowth[p.name] = growthOf((s) => s.heapUsedKiB[p.name]);
       }
-      results.soak = { result, samples, growth };
+      results.soak = { result, samples, growth, heapGrowth };
     }
     if (args.phases.includes('scale')) {
       if (args.url)

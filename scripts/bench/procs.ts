@@ -12,6 +12,25 @@ export function rssKiB(pid: number): number | null {
   }
 }
 
+/**
+ * V8 heap in use (KiB) from the process's Prometheus endpoint (prom-client's
+ * nodejs_heap_size_used_bytes), or null when it does not answer: RSS alone cannot tell a leak
+ * from the heap and allocator keeping memory they freed.
+ */
+export async function heapUsedKiB(metricsPort: number): Promise<number | null> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, {
+      signal: AbortSignal.timeout(2_000),
+    });
+    const m = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(
+      await res.text(),
+    );
+    return m ? Math.round(Number(m[1]) / 1024) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** CPU time (user + system) of a process in seconds, from /proc/PID/stat. */
 export function cpuSeconds(pid: number): number | null {
   try {

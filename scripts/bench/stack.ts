@@ -12,6 +12,8 @@ import { viaLocalSocket } from '../stack/services.ts';
 export interface BenchProcess {
   name: string;
   pid: number;
+  /** Its Prometheus endpoint on 127.0.0.1 (heap in use during the soak). */
+  metricsPort: number;
 }
 
 /** What the phases need of a stack: where to send, and which processes to watch. */
@@ -90,8 +92,8 @@ export async function startBenchStack(e: BenchEnv, listeners: number, senders: n
   });
   return {
     url: stack.url,
-    listeners: stack.listeners.map((p) => ({ name: p.name, pid: p.pid })),
-    senders: stack.senders.map((p) => ({ name: p.name, pid: p.pid })),
+    listeners: stack.listeners.map((p) => ({ name: p.name, pid: p.pid, metricsPort: p.metricsPort })),
+    senders: stack.senders.map((p) => ({ name: p.name, pid: p.pid, metricsPort: p.metricsPort })),
     nginxPid: stack.nginxPid,
     stop: () => stack.stop(),
   };

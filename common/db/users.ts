@@ -35,20 +35,38 @@ export async function updateUser(
 }
 
 /**
- * Devices, sessions, inboxes and group memberships go with the user (ON DELETE CASCADE). The
- * cascade would lock devices and memberships in whatever order it meets them, deadlocking with a
- * send or a group change that locks them the other way; so the locks are taken first, in the order
- * every writer uses: the user's groups (by id), the user, its devices (by id, as appendEvents).
+ * Devices, sessions, inboxes and group memberships go with the user (ON DELETE CASCADE); groups
+ * left without members are deleted. The cascade would lock devices and memberships in whatever
+ * order it meets them, deadlocking with a send or a group change that locks them the other way;
+ * so the locks are taken first, in the order every writer uses: the user's groups (by id), the
+ * user, then the devices of the user and of the other members of those groups (by id, as
+ * appendEvents, which the caller then runs to tell those members). Returns each group the user
+ * was in with the members that remain.
  */
-export async function deleteUser(trx: Tx, id: string): Promise<void> {
-  await trx.raw(
-    `SELECT g.id FROM groups g JOIN group_members m ON m.group_id = g.id
-      WHERE m.user_id = ? ORDER BY g.id FOR SHARE OF g`,
+export async function deleteUser(trx: Tx, id: string): Promise<{ groupId: string; members: string[] }[]> {
+  const { rows: memberships } = await trx.raw<{ rows: { group_id: string; user_id: string }[] }>(
+    `WITH mine AS (
+       SELECT g.id FROM groups g JOIN group_members m ON m.group_id = g.id
+        WHERE m.user_id = ? ORDER BY g.id FOR SHARE OF g)
+     SELECT m.group_id, m.user_id FROM group_members m JOIN mine ON mine.id = m.group_id
+      ORDER BY m.group_id`,
     [id],
   );
   await trx('users').select('id').where({ id }).forUpdate();
-  await trx('devices').select('id').where({ user_id: id }).orderBy('id').forUpdate();
+  const users = [id, ...new Set(memberships.map((m) => m.user_id))];
+  await trx('devices').select('id').whereIn('user_id', users).orderBy('id').forUpdate();
   await trx('users').where({ id }).delete();
+  const groups = new Map<string, string[]>();
+  for (const m of memberships) {
+    const members = groups.get(m.group_id) ?? [];
+    if (m.user_id !== id) members.push(m.user_id);
+    groups.set(m.group_id, members);
+  }
+  const empty = [...groups].filter(([, members]) => !members.length).map(([groupId]) => groupId);
+  if (empty.length) await trx('groups').whereIn('id', empty).delete();
+  return [...groups]
+    .filter(([, members]) => members.length)
+    .map(([groupId, members]) => ({ groupId, members }));
 }
 
 /** The users among `usernames` that exist (lower-cased names), for resolving member lists. */

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
 import { deviceKeysByUser } from '../../common/db/devices.ts';
+import { appendEvents } from '../../common/db/inbox.ts';
 import { isUniqueViolation } from '../../common/db/index.ts';
+import { clearLoginFailures, loginLockedFor, recordLoginFailure } from '../../common/db/login-failures.ts';
 import { endOtherSessions } from '../../common/db/sessions.ts';
 import {
   deleteUser,
@@ -12,9 +14,10 @@ import {
   type UserRow,
   updateUser,
 } from '../../common/db/users.ts';
-import { badRequest, conflict, forbidden, notFound, unauthorized } from '../../common/errors.ts';
+import { badRequest, conflict, forbidden, notFound, rateLimited, unauthorized } from '../../common/errors.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
+import { fanOut, groupUpdated } from '../messaging/events.ts';
 
 const directoryEntry = z
   .object({
@@ -54,10 +57,20 @@ async function me(ctx: Ctx) {
   return user;
 }
 
+/**
+ * The password check of PATCH/DELETE /api/users/me. It shares the per-username failure budget of
+ * POST /api/login, so a stolen token cannot be used to brute-force the password here either.
+ */
 async function requirePassword(ctx: Ctx, password: string) {
+  const { db, config } = ctx.deps;
   const user = await me(ctx);
-  if (!(await verifyPassword(password, user.password_hash)))
+  const wait = await loginLockedFor(db, user.username, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS);
+  if (wait) throw rateLimited(wait, 'too many wrong passwords for this user, retry later');
+  if (!(await verifyPassword(password, user.password_hash))) {
+    await recordLoginFailure(db, user.username, config.LOGIN_LOCK_SECONDS);
     throw forbidden('wrong password', 'wrong_password');
+  }
+  await clearLoginFailures(db, user.username);
   return user;
 }
 
@@ -139,6 +152,7 @@ export const userRoutes = [
     responses: {
       200: { description: 'profile', schema: profile },
       403: { description: '`wrong_password`' },
+      429: { description: 'too many wrong passwords for this user (shared with login); see Retry-After' },
     },
     async handle(ctx, { body }) {
       let user = await me(ctx);
@@ -166,13 +180,30 @@ export const userRoutes = [
     method: 'delete',
     path: '/api/users/me',
     tag: 'users',
-    summary: 'Delete the account: sessions, devices and undelivered inboxes go with it',
+    summary:
+      'Delete the account: sessions, devices and undelivered inboxes go with it; the other members of its groups get `group.updated`, and a group left empty is deleted',
     auth: true,
     body: z.strictObject({ password: z.string().max(256) }),
-    responses: { 204: { description: 'deleted' }, 403: { description: '`wrong_password`' } },
+    responses: {
+      204: { description: 'deleted' },
+      403: { description: '`wrong_password`' },
+      429: { description: 'too many wrong passwords for this user (shared with login); see Retry-After' },
+    },
     async handle(ctx, { body }) {
       const user = await requirePassword(ctx, body.password);
-      await ctx.deps.db.transaction((trx) => deleteUser(trx, user.id));
+      const announced = await ctx.deps.db.transaction(async (trx) => {
+        const groups = await deleteUser(trx, user.id);
+        // The remaining members of each group learn that its membership changed, as when one leaves.
+        const devices = await deviceKeysByUser(trx, [...new Set(groups.flatMap((g) => g.members))]);
+        const events = groups.flatMap((g) =>
+          fanOut(
+            g.members.flatMap((u) => (devices.get(u) ?? []).map((d) => d.device_id)),
+            groupUpdated(ctx.state.auth, g.groupId),
+          ),
+        );
+        return appendEvents(trx, events, ctx.deps.config.INBOX_TTL_DAYS, ctx.state.requestId);
+      });
+      if (announced) ctx.deps.outboxWritten();
       ctx.status = 204;
     },
   }),

@@ -186,6 +186,31 @@ describe('groups', () => {
     expect(gone).to.equal(undefined);
   });
 
+  it('when a member deletes their account, then the others get group.updated, ownership moves on, and a group left empty is gone', async () => {
+    const [[a1, a2], [b1], [c1]] = (await people(3)) as [Device[], Device[], Device[]];
+    if (!a1 || !a2 || !b1 || !c1) throw new Error('setup');
+    const shared = await createGroup(a1, [b1, c1]);
+    const alone = await createGroup(a1, []);
+    for (const d of [a1, a2, b1, c1]) await drain(call, d);
+    const del = await call('DELETE', '/api/users/me', { token: a1.token, body: { password: a1.password } });
+    expect(del.status, JSON.stringify(del.body)).to.equal(204);
+    for (const d of [b1, c1]) {
+      const events = await drain(call, d);
+      expect(
+        events.map((e) => [e.type, e.group_id]),
+        d.username,
+      ).to.deep.equal([['group.updated', shared]]);
+      expect(events[0].from.user_id).to.equal(a1.userId);
+    }
+    const group = await call('GET', `/api/groups/${shared}`, { token: c1.token });
+    expect(group.body.owner_id, 'the oldest remaining member').to.equal(b1.userId);
+    expect(group.body.members.map((m: { user_id: string }) => m.user_id)).to.have.members([
+      b1.userId,
+      c1.userId,
+    ]);
+    expect(await listener.deps.db('groups').where({ id: alone }).first()).to.equal(undefined);
+  });
+
   it('when a member who is not the owner or a stranger manages a private group, then 403 for the member and 404 for the stranger', async () => {
     const [[a1], [b1], [c1], [s1]] = (await people(4, 1)) as [Device[], Device[], Device[], Device[]];
     if (!a1 || !b1 || !c1 || !s1) throw new Error('setup');

@@ -38,6 +38,34 @@ describe('abuse limits', () => {
     await login(call, other);
   });
 
+  it('when a token holder keeps guessing current_password, then 429 too, and login shares the budget', async () => {
+    const [d] = (await person(call, 1)) as [Device];
+    const patch = (current: string) =>
+      call('PATCH', '/api/users/me', {
+        token: d.token,
+        body: { current_password: current, password: 'a new password 1' },
+      });
+    const remove = (password: string) =>
+      call('DELETE', '/api/users/me', { token: d.token, body: { password } });
+    const statuses = [(await patch('guess 0')).status, (await remove('guess 1')).status];
+    for (let i = 2; i < 4; i++) statuses.push((await patch(`guess ${i}`)).status);
+    expect(statuses).to.deep.equal([403, 403, 403, 403]);
+    // Locked: even the right password is refused (no oracle), and nothing changes.
+    for (const res of [await patch(d.password), await remove(d.password)]) {
+      expect(res.status).to.equal(429);
+      expect(res.body.error).to.equal('rate_limited');
+      expect(Number(res.headers['retry-after'])).to.be.within(1, 120);
+    }
+    const pk = b64(nacl.box.keyPair().publicKey);
+    const relogin = await call('POST', '/api/login', {
+      body: { username: d.username, password: d.password, public_key: pk },
+    });
+    expect(relogin.status, 'the same per-username budget as login').to.equal(429);
+    expect((await call('GET', '/api/users/me', { token: d.token })).status, 'account still there').to.equal(
+      200,
+    );
+  });
+
   it('when the body is exactly 1 MiB it is parsed; one byte more is 413', async () => {
     const [d] = (await person(call, 1)) as [Device];
     const frame = (n: number) => {

@@ -66,9 +66,18 @@ export function createPusher(config: Config, secretKey: Uint8Array): Pusher {
     async push(address, eventId, body) {
       const started = performance.now();
       const ms = () => Math.round(performance.now() - started);
+      // Not AbortSignal.timeout(): its timer and signal live the whole SENDER_TIMEOUT_MS after a
+      // push that took milliseconds, so every push's signal got promoted to the old generation
+      // (the 600 s soak saw the sender's heap saw-tooth between ~35 and ~85 MiB). A cleared
+      // timer lets the signal die young.
+      const abort = new AbortController();
+      const timer = setTimeout(
+        () => abort.abort(new DOMException('push timed out', 'TimeoutError')),
+        config.SENDER_TIMEOUT_MS,
+      );
+      const { signal } = abort;
       try {
         const url = pushUrl(address);
-        const signal = AbortSignal.timeout(config.SENDER_TIMEOUT_MS);
         const res = await request(url, {
           method: 'POST',
           dispatcher: agent,
@@ -98,6 +107,8 @@ export function createPusher(config: Config, secretKey: Uint8Array): Pusher {
           durationMs: ms(),
           error: `${e?.code ?? e?.name ?? 'Error'}: ${String(e?.message).slice(0, 200)}`,
         };
+      } finally {
+        clearTimeout(timer);
       }
     },
     close: () => agent.close(),

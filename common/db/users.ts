@@ -44,14 +44,20 @@ export async function updateUser(
  * was in with the members that remain.
  */
 export async function deleteUser(trx: Tx, id: string): Promise<{ groupId: string; members: string[] }[]> {
-  const { rows: memberships } = await trx.raw<{ rows: { group_id: string; user_id: string }[] }>(
-    `WITH mine AS (
-       SELECT g.id FROM groups g JOIN group_members m ON m.group_id = g.id
-        WHERE m.user_id = ? ORDER BY g.id FOR SHARE OF g)
-     SELECT m.group_id, m.user_id FROM group_members m JOIN mine ON mine.id = m.group_id
-      ORDER BY m.group_id`,
+  const { rows: mine } = await trx.raw<{ rows: { id: string }[] }>(
+    `SELECT g.id FROM groups g JOIN group_members m ON m.group_id = g.id
+      WHERE m.user_id = ? ORDER BY g.id FOR SHARE OF g`,
     [id],
   );
+  // Read after the locks are held (a statement of its own, so its snapshot is not older than
+  // a membership change the lock waited for).
+  const memberships: { group_id: string; user_id: string }[] = await trx('group_members')
+    .select('group_id', 'user_id')
+    .whereIn(
+      'group_id',
+      mine.map((g) => g.id),
+    )
+    .orderBy('group_id');
   await trx('users').select('id').where({ id }).forUpdate();
   const users = [id, ...new Set(memberships.map((m) => m.user_id))];
   await trx('devices').select('id').whereIn('user_id', users).orderBy('id').forUpdate();

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { compileErrors, validate } from '@readme/openapi-parser';
 import { expect } from 'chai';
 import { createApp } from '../../listener/app.ts';
@@ -34,6 +35,11 @@ describe('OpenAPI document', () => {
     served = res.body;
   });
   after(() => listener.close());
+
+  it('when docs/openapi.json is compared with the served document, then it is current (else: npm run openapi)', () => {
+    const committed = JSON.parse(readFileSync(new URL('../../docs/openapi.json', import.meta.url), 'utf8'));
+    expect(committed, 'docs/openapi.json is stale: run `npm run openapi`').to.deep.equal(served);
+  });
 
   it('when validated by @readme/openapi-parser, then it is a valid OpenAPI 3.1 document', async () => {
     expect(served.openapi).to.equal('3.1.0');

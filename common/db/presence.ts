@@ -52,12 +52,25 @@ export async function onlineUsernames(q: Q, usernames: string[], expiryMs: numbe
   return new Set(rows.map((r) => r.username));
 }
 
-/** Of these session token hashes, the ones whose session still exists and has not expired (hex). */
-export async function liveTokenHashes(q: Q, tokenHashes: Buffer[]): Promise<Set<string>> {
+/**
+ * Of these session token hashes (of open streams), the ones whose session still exists and has
+ * not expired (hex). An open stream is use of its session: like an HTTP request, it slides the
+ * session's expiry to `ttlDays` from now, written at most once a minute per session.
+ */
+export async function liveTokenHashes(q: Q, tokenHashes: Buffer[], ttlDays: number): Promise<Set<string>> {
   if (!tokenHashes.length) return new Set();
-  const rows: { token_hash: Buffer }[] = await q('sessions')
-    .select('token_hash')
-    .whereIn('token_hash', tokenHashes)
-    .andWhere('expires_at', '>', q.fn.now());
+  const ttlSeconds = ttlDays * 86_400;
+  const { rows } = await q.raw<{ rows: { token_hash: Buffer }[] }>(
+    `WITH live AS (
+       SELECT token_hash, expires_at FROM sessions
+        WHERE token_hash = ANY(?::bytea[]) AND expires_at > now()),
+     extended AS (
+       UPDATE sessions s SET expires_at = now() + make_interval(secs => ?)
+         FROM live
+        WHERE s.token_hash = live.token_hash
+          AND live.expires_at < now() + make_interval(secs => ?))
+     SELECT token_hash FROM live`,
+    [tokenHashes, ttlSeconds, ttlSeconds - 60],
+  );
   return new Set(rows.map((r) => r.token_hash.toString('hex')));
 }

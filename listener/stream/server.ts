@@ -152,9 +152,11 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
     );
     await deleteStaleStreams(db, config.PRESENCE_EXPIRY_MS);
     // Logging out, deleting the device or the account ends the session: end its streams too.
+    // Open streams keep their sessions alive (sliding expiry, as requests do).
     const live = await liveTokenHashes(
       db,
       open.map((c) => c.identity?.tokenHash ?? Buffer.alloc(0)),
+      config.SESSION_TTL_DAYS,
     );
     for (const c of open) {
       if (!live.has(c.identity?.tokenHash.toString('hex') ?? ''))

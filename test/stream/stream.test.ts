@@ -230,6 +230,28 @@ describe('live stream across two listeners', () => {
     expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).to.include({ error: 'not_found' });
   });
 
+  it('when a stream stays open, then it keeps its session alive like requests do', async () => {
+    const [bob] = await person(callA);
+    if (!bob) throw new Error('setup');
+    const s = open(b.url, { token: bob.token });
+    await s.opened;
+    // As if the last request had been 29 days and 23 hours ago.
+    await b.deps
+      .db('sessions')
+      .where({ device_id: bob.deviceId })
+      .update({
+        expires_at: b.deps.db.raw(`now() + interval '1 hour'`),
+      });
+    const expiry = async () =>
+      ((await b.deps.db('sessions').where({ device_id: bob.deviceId }).first()) as { expires_at: Date })
+        .expires_at;
+    await eventually(
+      'extended by the heartbeat',
+      async () => (await expiry()).getTime() > Date.now() + 29 * 86_400_000,
+    );
+    expect(s.ws.readyState).to.equal(WebSocket.OPEN);
+  });
+
   it('when the session is ended by logout, then its open stream is closed', async () => {
     const [bob] = await person(callA);
     if (!bob) throw new Error('setup');

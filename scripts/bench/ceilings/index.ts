@@ -36,7 +36,7 @@ export async function measureCeilings(
   sinks: Sinks,
   progress: Progress,
 ): Promise<Ceilings> {
-  progress.update('raw: postgres send transaction …');
+  progress.update('raw: postgres send statement …');
   const postgres = await postgresCeiling(opts.databaseUrl, { connections: 8, durationMs: opts.durationMs });
   progress.log(`raw: postgres ${round(postgres)} commits/s`);
   progress.update('raw: rabbitmq confirmed publishes …');

@@ -1,25 +1,18 @@
 import { expect } from 'chai';
-import { type Call, client } from '../helpers/http.ts';
-import { startListener, type TestListener } from '../helpers/listener.ts';
+import { useListener } from '../helpers/listener.ts';
 import { envelopesFor, keyOf, login, person, register } from '../helpers/people.ts';
 
 describe('devices: list, patch current, delete', () => {
-  let listener: TestListener;
-  let call: Call;
-  before(async () => {
-    listener = await startListener();
-    call = client(listener.url);
-  });
-  after(() => listener.close());
+  const t = useListener();
 
   it('when listing devices, then each has its fields and only the calling one is current', async () => {
-    const user = await register(call);
-    const d1 = await login(call, user, { device_name: 'phone' });
-    const d2 = await call('POST', '/api/login', {
+    const user = await register(t.call);
+    const d1 = await login(t.call, user, { device_name: 'phone' });
+    const d2 = await t.call('POST', '/api/login', {
       headers: { 'user-agent': 'laptop-agent/2' },
       body: { username: user.username, password: user.password, public_key: keyOf(d1).public_key },
     });
-    const res = await call('GET', '/api/devices/', { token: d1.token });
+    const res = await t.call('GET', '/api/devices/', { token: d1.token });
     expect(res.status).to.equal(200);
     expect(res.body).to.have.keys(['devices']);
     const [first, second] = res.body.devices;
@@ -55,9 +48,9 @@ describe('devices: list, patch current, delete', () => {
   });
 
   it('when patching the current device, then name and http(s) address change and null clears the address', async () => {
-    const [d] = await person(call, 1);
+    const [d] = await person(t.call, 1);
     if (!d) throw new Error('setup');
-    const set = await call('PATCH', '/api/devices/current', {
+    const set = await t.call('PATCH', '/api/devices/current', {
       token: d.token,
       body: { name: 'work laptop', user_address: 'https://push.example.com/hook?x=1' },
     });
@@ -68,7 +61,7 @@ describe('devices: list, patch current, delete', () => {
       has_address: true,
       current: true,
     });
-    const row = await listener.deps.db('devices').where({ id: d.deviceId }).first();
+    const row = await t.listener.deps.db('devices').where({ id: d.deviceId }).first();
     expect(row.user_address).to.equal('https://push.example.com/hook?x=1');
     for (const user_address of [
       'ftp://example.com/',
@@ -77,50 +70,50 @@ describe('devices: list, patch current, delete', () => {
       'file:///etc/passwd',
       42,
     ]) {
-      const bad = await call('PATCH', '/api/devices/current', { token: d.token, body: { user_address } });
+      const bad = await t.call('PATCH', '/api/devices/current', { token: d.token, body: { user_address } });
       expect(bad.status, String(user_address)).to.equal(400);
       expect(JSON.stringify(bad.body.details)).to.contain('body.user_address');
     }
     expect(
-      (await call('PATCH', '/api/devices/current', { token: d.token, body: { name: '' } })).status,
+      (await t.call('PATCH', '/api/devices/current', { token: d.token, body: { name: '' } })).status,
     ).to.equal(400);
-    const cleared = await call('PATCH', '/api/devices/current', {
+    const cleared = await t.call('PATCH', '/api/devices/current', {
       token: d.token,
       body: { user_address: null },
     });
     expect(cleared.body).to.include({ has_address: false, name: 'work laptop' });
-    expect((await listener.deps.db('devices').where({ id: d.deviceId }).first()).user_address).to.be.null;
+    expect((await t.listener.deps.db('devices').where({ id: d.deviceId }).first()).user_address).to.be.null;
   });
 
   it('when deleting one of my devices, then it, its session and its inbox are gone', async () => {
-    const [a1, a2] = await person(call, 2);
-    const [b] = await person(call, 1);
+    const [a1, a2] = await person(t.call, 2);
+    const [b] = await person(t.call, 1);
     if (!a1 || !a2 || !b) throw new Error('setup');
-    const sent = await call('POST', '/api/messages', {
+    const sent = await t.call('POST', '/api/messages', {
       token: b.token,
       body: { to: a1.username, envelopes: envelopesFor(b, [keyOf(a1), keyOf(a2)], 'x') },
     });
     expect(sent.status).to.equal(201);
-    const del = await call('DELETE', `/api/devices/${a2.deviceId}`, { token: a1.token });
+    const del = await t.call('DELETE', `/api/devices/${a2.deviceId}`, { token: a1.token });
     expect(del.status).to.equal(204);
-    expect((await call('GET', '/api/users/me', { token: a2.token })).status).to.equal(401);
-    expect(await listener.deps.db('inbox').where({ device_id: a2.deviceId })).to.deep.equal([]);
-    const list = await call('GET', '/api/devices', { token: a1.token });
+    expect((await t.call('GET', '/api/users/me', { token: a2.token })).status).to.equal(401);
+    expect(await t.listener.deps.db('inbox').where({ device_id: a2.deviceId })).to.deep.equal([]);
+    const list = await t.call('GET', '/api/devices', { token: a1.token });
     expect(list.body.devices.map((d: { device_id: string }) => d.device_id)).to.deep.equal([a1.deviceId]);
-    expect((await call('DELETE', `/api/devices/${a2.deviceId}`, { token: a1.token })).status).to.equal(404);
+    expect((await t.call('DELETE', `/api/devices/${a2.deviceId}`, { token: a1.token })).status).to.equal(404);
     // deleting the calling device signs it out
-    expect((await call('DELETE', `/api/devices/${a1.deviceId}`, { token: a1.token })).status).to.equal(204);
-    expect((await call('GET', '/api/devices', { token: a1.token })).status).to.equal(401);
+    expect((await t.call('DELETE', `/api/devices/${a1.deviceId}`, { token: a1.token })).status).to.equal(204);
+    expect((await t.call('GET', '/api/devices', { token: a1.token })).status).to.equal(401);
   });
 
   it("when deleting another user's device, then 404 and it stays", async () => {
-    const [mine] = await person(call, 1);
-    const [theirs] = await person(call, 1);
+    const [mine] = await person(t.call, 1);
+    const [theirs] = await person(t.call, 1);
     if (!mine || !theirs) throw new Error('setup');
-    const res = await call('DELETE', `/api/devices/${theirs.deviceId}`, { token: mine.token });
+    const res = await t.call('DELETE', `/api/devices/${theirs.deviceId}`, { token: mine.token });
     expect(res.status).to.equal(404);
     expect(res.body.error).to.equal('not_found');
-    expect((await call('GET', '/api/devices', { token: theirs.token })).body.devices).to.have.length(1);
-    expect((await call('DELETE', '/api/devices/not-a-uuid', { token: mine.token })).status).to.equal(400);
+    expect((await t.call('GET', '/api/devices', { token: theirs.token })).body.devices).to.have.length(1);
+    expect((await t.call('DELETE', '/api/devices/not-a-uuid', { token: mine.token })).status).to.equal(400);
   });
 });

@@ -8,7 +8,7 @@ import { request } from 'undici';
 import { createLogger } from '../../common/log.ts';
 import { collectFiles } from '../../listener/jobs/file-gc.ts';
 import { client } from '../helpers/http.ts';
-import { startListener, type TestListener } from '../helpers/listener.ts';
+import { startListener, useListener } from '../helpers/listener.ts';
 import { type Device, decrypt, envelopesFor, keyOf, person } from '../helpers/people.ts';
 import { eventually, isolatedDatabase } from '../helpers/sender.ts';
 import { drain, groupTargets } from './helpers.ts';
@@ -17,21 +17,15 @@ const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64');
 const octets = { 'content-type': 'application/octet-stream' };
 
 describe('encrypted files', () => {
-  let listener: TestListener;
-  let call: ReturnType<typeof client>;
-  before(async () => {
-    listener = await startListener();
-    call = client(listener.url);
-  });
-  after(() => listener.close());
+  const t = useListener();
 
-  async function upload(d: Device, bytes: Buffer, l = listener) {
+  async function upload(d: Device, bytes: Buffer, l = t.listener) {
     const res = await client(l.url)('POST', '/api/files', { token: d.token, raw: bytes, headers: octets });
     expect(res.status, JSON.stringify(res.body)).to.equal(201);
     return res.body as { file_id: string; size: number; sha256: string };
   }
 
-  async function download(d: Device, fileId: string, l = listener) {
+  async function download(d: Device, fileId: string, l = t.listener) {
     const res = await request(`${l.url}/api/files/${fileId}`, {
       headers: { authorization: `Bearer ${d.token}` },
     });
@@ -39,7 +33,7 @@ describe('encrypted files', () => {
     return { status: res.statusCode, headers: res.headers, body };
   }
 
-  async function storedFiles(userId: string, l = listener) {
+  async function storedFiles(userId: string, l = t.listener) {
     const { db } = l.deps;
     const files = await db('files').where({ uploader_id: userId }).count<{ count: string }[]>();
     const chunks = await db('file_chunks')
@@ -49,9 +43,9 @@ describe('encrypted files', () => {
   }
 
   it('when alice uploads an encrypted file and sends it, then bob downloads it byte for byte and decrypts it, and a stranger gets 404', async () => {
-    const [a1] = await person(call, 1);
-    const [b1] = await person(call, 1);
-    const [s1] = await person(call, 1);
+    const [a1] = await person(t.call, 1);
+    const [b1] = await person(t.call, 1);
+    const [s1] = await person(t.call, 1);
     if (!a1 || !b1 || !s1) throw new Error('setup');
     const plain = randomBytes(700 * 1024); // three 256 KiB chunks
     const key = nacl.randomBytes(32);
@@ -64,12 +58,12 @@ describe('encrypted files', () => {
     const before = await download(b1, up.file_id);
     expect(before.status).to.equal(404);
     const note = JSON.stringify({ file_id: up.file_id, key: b64(key), nonce: b64(nonce) });
-    const sent = await call('POST', '/api/messages', {
+    const sent = await t.call('POST', '/api/messages', {
       token: a1.token,
       body: { to: b1.username, envelopes: envelopesFor(a1, [keyOf(b1)], note), file_ids: [up.file_id] },
     });
     expect(sent.status, JSON.stringify(sent.body)).to.equal(201);
-    const [event] = await drain(call, b1);
+    const [event] = await drain(t.call, b1);
     expect(event.file_ids).to.deep.equal([up.file_id]);
     const ref = JSON.parse(decrypt(b1, event) ?? '{}');
 
@@ -92,19 +86,19 @@ describe('encrypted files', () => {
   });
 
   it("when a message references someone else's or an unknown file, then 404 and nothing is delivered", async () => {
-    const [a1] = await person(call, 1);
-    const [b1] = await person(call, 1);
+    const [a1] = await person(t.call, 1);
+    const [b1] = await person(t.call, 1);
     if (!a1 || !b1) throw new Error('setup');
     const bobs = await upload(b1, randomBytes(100));
     for (const fileId of [bobs.file_id, crypto.randomUUID()]) {
-      const res = await call('POST', '/api/messages', {
+      const res = await t.call('POST', '/api/messages', {
         token: a1.token,
         body: { to: b1.username, envelopes: envelopesFor(a1, [keyOf(b1)], 'x'), file_ids: [fileId] },
       });
       expect(res.status).to.equal(404);
     }
     const dup = await upload(a1, randomBytes(10));
-    const twice = await call('POST', '/api/messages', {
+    const twice = await t.call('POST', '/api/messages', {
       token: a1.token,
       body: {
         to: b1.username,
@@ -113,38 +107,38 @@ describe('encrypted files', () => {
       },
     });
     expect(twice.status).to.equal(400);
-    expect(await drain(call, b1)).to.deep.equal([]);
+    expect(await drain(t.call, b1)).to.deep.equal([]);
     expect((await download(a1, bobs.file_id)).status).to.equal(404);
   });
 
   it('when a file is sent to a group, then members at send time download it, a member who joined later does not, and deleting the message revokes it', async () => {
-    const [a1] = await person(call, 1);
-    const [b1] = await person(call, 1);
-    const [c1] = await person(call, 1);
+    const [a1] = await person(t.call, 1);
+    const [b1] = await person(t.call, 1);
+    const [c1] = await person(t.call, 1);
     if (!a1 || !b1 || !c1) throw new Error('setup');
-    const created = await call('POST', '/api/groups', {
+    const created = await t.call('POST', '/api/groups', {
       token: a1.token,
       body: { name: 'files', members: [b1.username] },
     });
     const groupId = created.body.group_id;
     const up = await upload(a1, randomBytes(1000));
-    const sent = await call('POST', '/api/messages', {
+    const sent = await t.call('POST', '/api/messages', {
       token: a1.token,
       body: {
         group_id: groupId,
-        envelopes: envelopesFor(a1, await groupTargets(call, a1, groupId), 'see attached'),
+        envelopes: envelopesFor(a1, await groupTargets(t.call, a1, groupId), 'see attached'),
         file_ids: [up.file_id],
       },
     });
     expect(sent.status, JSON.stringify(sent.body)).to.equal(201);
-    await call('POST', `/api/groups/${groupId}/members`, {
+    await t.call('POST', `/api/groups/${groupId}/members`, {
       token: a1.token,
       body: { username: c1.username },
     });
     expect((await download(b1, up.file_id)).status).to.equal(200);
     expect((await download(c1, up.file_id)).status).to.equal(404);
     expect(
-      (await call('DELETE', `/api/messages/${sent.body.message_id}`, { token: a1.token })).status,
+      (await t.call('DELETE', `/api/messages/${sent.body.message_id}`, { token: a1.token })).status,
     ).to.equal(204);
     expect((await download(b1, up.file_id)).status).to.equal(404);
     expect((await download(a1, up.file_id)).status).to.equal(200);
@@ -182,10 +176,10 @@ describe('encrypted files', () => {
   });
 
   it('when an upload declares more than 25 MiB, then 413 JSON before reading it, and nothing is stored', async () => {
-    const [a1] = await person(call, 1);
+    const [a1] = await person(t.call, 1);
     if (!a1) throw new Error('setup');
     const big = Buffer.alloc(25 * 1024 * 1024 + 1);
-    const res = await request(`${listener.url}/api/files`, {
+    const res = await request(`${t.listener.url}/api/files`, {
       method: 'POST',
       headers: { ...octets, authorization: `Bearer ${a1.token}`, 'content-length': String(big.length) },
       body: big,
@@ -216,9 +210,9 @@ describe('encrypted files', () => {
   });
 
   it('when the client goes away mid-upload, then the partial file is not kept', async () => {
-    const [a1] = await person(call, 1);
+    const [a1] = await person(t.call, 1);
     if (!a1) throw new Error('setup');
-    const { port } = new URL(listener.url);
+    const { port } = new URL(t.listener.url);
     const socket = connect(Number(port), '127.0.0.1');
     await once(socket, 'connect');
     socket.write(
@@ -237,26 +231,26 @@ describe('encrypted files', () => {
   });
 
   it('when the body is not application/octet-stream, empty, or unauthenticated, then 415/400/401 and nothing is stored', async () => {
-    const [a1] = await person(call, 1);
+    const [a1] = await person(t.call, 1);
     if (!a1) throw new Error('setup');
-    const json = await call('POST', '/api/files', { token: a1.token, body: { bytes: 'abc' } });
+    const json = await t.call('POST', '/api/files', { token: a1.token, body: { bytes: 'abc' } });
     expect(json.status).to.equal(415);
     expect(json.body.error).to.equal('unsupported_media_type');
-    const text = await call('POST', '/api/files', {
+    const text = await t.call('POST', '/api/files', {
       token: a1.token,
       raw: 'abc',
       headers: { 'content-type': 'text/plain' },
     });
     expect(text.status).to.equal(415);
-    const none = await call('POST', '/api/files', { token: a1.token, raw: 'abc' });
+    const none = await t.call('POST', '/api/files', { token: a1.token, raw: 'abc' });
     expect(none.status).to.equal(415);
-    const empty = await call('POST', '/api/files', {
+    const empty = await t.call('POST', '/api/files', {
       token: a1.token,
       raw: Buffer.alloc(0),
       headers: octets,
     });
     expect(empty.status).to.equal(400);
-    const anon = await call('POST', '/api/files', { raw: 'abc', headers: octets });
+    const anon = await t.call('POST', '/api/files', { raw: 'abc', headers: octets });
     expect(anon.status).to.equal(401);
     expect(await storedFiles(a1.userId)).to.deep.equal({ files: 0, chunks: 0 });
   });

@@ -9,6 +9,7 @@ import type { Deps } from '../../listener/deps.ts';
 import { answerClientErrorsAsJson } from '../../listener/http/client-errors.ts';
 import { attachStream, type LiveStream } from '../../listener/stream/server.ts';
 import { testConfig } from './env.ts';
+import { type Call, client } from './http.ts';
 
 export interface TestListener {
   url: string;
@@ -58,4 +59,18 @@ export async function startListener(
       await db.destroy();
     },
   };
+}
+
+/**
+ * The in-process listener of a describe block and a client for it: started in `before`, closed
+ * in `after`. Read `t.listener` / `t.call` inside hooks and tests (they are set once `before` ran).
+ */
+export function useListener(overrides: Record<string, string> = {}): { listener: TestListener; call: Call } {
+  const t = {} as { listener: TestListener; call: Call };
+  before(async () => {
+    t.listener = await startListener(overrides);
+    t.call = client(t.listener.url);
+  });
+  after(() => t.listener?.close());
+  return t;
 }

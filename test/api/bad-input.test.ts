@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { expect } from 'chai';
 import { dbState } from '../helpers/db-state.ts';
 import { type Call, client, type Reply } from '../helpers/http.ts';
-import { startListener, type TestListener } from '../helpers/listener.ts';
+import { startListener, type TestListener, useListener } from '../helpers/listener.ts';
 import { type Device, envelopesFor, keyOf, person } from '../helpers/people.ts';
 
 const b64 = (n: number) => randomBytes(n).toString('base64');
@@ -226,24 +226,18 @@ describe('bad input: every class gets its 4xx JSON error and changes nothing', (
 });
 
 describe('system routes, unknown routes and methods', () => {
-  let listener: TestListener;
-  let call: Call;
-  before(async () => {
-    listener = await startListener();
-    call = client(listener.url);
-  });
-  after(() => listener.close());
+  const t = useListener();
 
   it('when asking for health with GET or HEAD, then 200 ok (HEAD without a body)', async () => {
-    expect(await call('GET', '/api/health')).to.deep.include({ status: 200, body: { status: 'ok' } });
-    const head = await call('HEAD', '/api/health');
+    expect(await t.call('GET', '/api/health')).to.deep.include({ status: 200, body: { status: 'ok' } });
+    const head = await t.call('HEAD', '/api/health');
     expect(head.status).to.equal(200);
     expect(head.body).to.equal(undefined);
-    expect((await call('GET', '/api/health/')).status).to.equal(200);
+    expect((await t.call('GET', '/api/health/')).status).to.equal(200);
   });
 
   it('when the database answers, then ready is 200; when a probe throws, then 503 JSON naming it', async () => {
-    expect(await call('GET', '/api/ready')).to.deep.include({ status: 200, body: { status: 'ok' } });
+    expect(await t.call('GET', '/api/ready')).to.deep.include({ status: 200, body: { status: 'ok' } });
     const broken = await startListener(
       {},
       { readiness: { amqp: () => Promise.reject(new Error('down')), postgres: async () => {} } },
@@ -259,16 +253,16 @@ describe('system routes, unknown routes and methods', () => {
   });
 
   it('when fetching the server key, then the ed25519 public key in base64', async () => {
-    const res = await call('GET', '/api/server-key');
+    const res = await t.call('GET', '/api/server-key');
     expect(res.status).to.equal(200);
     expect(res.body.algorithm).to.equal('ed25519');
     expect(Buffer.from(res.body.public_key, 'base64')).to.have.length(32);
-    expect(res.body.public_key).to.equal(Buffer.from(listener.deps.signingPublicKey).toString('base64'));
+    expect(res.body.public_key).to.equal(Buffer.from(t.listener.deps.signingPublicKey).toString('base64'));
   });
 
   it('when a route does not exist, then 404 JSON; when the method is wrong, then 405 JSON', async () => {
     for (const path of ['/api/nope', '/', '/api', '/api/users/me/extra', '/api/messages/ack/1']) {
-      expectError(await call('GET', path), 404, 'not_found');
+      expectError(await t.call('GET', path), 404, 'not_found');
     }
     for (const [method, path] of [
       ['PUT', '/api/users/me'],
@@ -278,22 +272,18 @@ describe('system routes, unknown routes and methods', () => {
       ['PATCH', '/api/login'],
       ['PROPFIND', '/api/users'],
     ] as const) {
-      const res = await call(method, path);
+      const res = await t.call(method, path);
       expectError(res, 405, 'method_not_allowed');
     }
   });
 });
 
 describe('requests Node refuses before the app', () => {
-  let listener: TestListener;
-  before(async () => {
-    listener = await startListener();
-  });
-  after(() => listener.close());
+  const t = useListener();
 
   /** Writes bytes on a fresh connection and reads the answer until the server closes it. */
   function raw(text: string): Promise<string> {
-    const { hostname, port } = new URL(listener.url);
+    const { hostname, port } = new URL(t.listener.url);
     return new Promise((resolve, reject) => {
       const socket = connect(Number(port), hostname, () => socket.end(text));
       const chunks: Buffer[] = [];

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import nacl from 'tweetnacl';
-import { type Call, client, type Reply } from '../helpers/http.ts';
-import { startListener, type TestListener } from '../helpers/listener.ts';
+import type { Call, Reply } from '../helpers/http.ts';
+import { useListener } from '../helpers/listener.ts';
 import { type Device, envelopesFor, keyOf, person } from '../helpers/people.ts';
 
 const RUNS = Number(process.env.RACE_RUNS ?? 30);
@@ -152,37 +152,31 @@ const ops: fc.Arbitrary<[string, Op]>[] = [
 
 describe('races: concurrent operations on the same accounts', function () {
   this.timeout(120_000);
-  let listener: TestListener;
-  let call: Call;
-  before(async () => {
-    listener = await startListener();
-    call = client(listener.url);
-  });
-  after(() => listener.close());
+  const t = useListener();
 
   it('when a user is added to a group (or a group is created with them) while deleting their account, then no 500', async () => {
     // The account deletion verifies the password first, so the adds start a little later each round
     // to meet its transaction at different points.
     for (let delay = 0; delay < 16; delay += 1) {
-      const [owner] = (await person(call, 1)) as [Device];
-      const [a, b] = [(await person(call, 1))[0] as Device, (await person(call, 1))[0] as Device];
-      const group = await call('POST', '/api/groups', {
+      const [owner] = (await person(t.call, 1)) as [Device];
+      const [a, b] = [(await person(t.call, 1))[0] as Device, (await person(t.call, 1))[0] as Device];
+      const group = await t.call('POST', '/api/groups', {
         token: owner.token,
         body: { name: 'g', members: [] },
       });
       expect(group.status).to.equal(201);
       const later = <T>(f: () => Promise<T>) => new Promise<T>((ok) => setTimeout(() => ok(f()), delay));
       const [delA, delB, add, create] = await Promise.all([
-        call('DELETE', '/api/users/me', { token: a.token, body: { password: a.password } }),
-        call('DELETE', '/api/users/me', { token: b.token, body: { password: b.password } }),
+        t.call('DELETE', '/api/users/me', { token: a.token, body: { password: a.password } }),
+        t.call('DELETE', '/api/users/me', { token: b.token, body: { password: b.password } }),
         later(() =>
-          call('POST', `/api/groups/${group.body.group_id}/members`, {
+          t.call('POST', `/api/groups/${group.body.group_id}/members`, {
             token: owner.token,
             body: { username: a.username },
           }),
         ),
         later(() =>
-          call('POST', '/api/groups', { token: owner.token, body: { name: 'h', members: [b.username] } }),
+          t.call('POST', '/api/groups', { token: owner.token, body: { name: 'h', members: [b.username] } }),
         ),
       ]);
       expect([delA.status, delB.status]).to.deep.equal([204, 204]);
@@ -195,8 +189,8 @@ describe('races: concurrent operations on the same accounts', function () {
     let requests = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(fc.oneof(...ops), { minLength: 3, maxLength: 10 }), async (batch) => {
-        const w = await world(call);
-        const replies = await Promise.all(batch.map(([, op]) => op(call, w)));
+        const w = await world(t.call);
+        const replies = await Promise.all(batch.map(([, op]) => op(t.call, w)));
         requests += replies.length;
         replies.forEach((r, k) => {
           const what = `${batch[k]?.[0]} → ${r.status} ${JSON.stringify(r.body)} (batch: ${batch.map(([n]) => n).join(', ')})`;

@@ -135,7 +135,8 @@ describe('Prometheus metrics', () => {
     const listenerUrl = () => `http://127.0.0.1:${stack.listeners[0]?.metricsPort}/metrics`;
     const senderUrl = () => `http://127.0.0.1:${stack.senders[0]?.metricsPort}/metrics`;
 
-    it('when pushes are delivered, then the sender counts them and the commit-to-push histogram moves', async () => {
+    /** alice, logged in, and bob (username `b`) whose device pushes to the sink. */
+    async function senderAndPushedRecipient() {
       const client = () => new Messenger({ baseUrl: stack.url, dispatcher: stack.dispatcher });
       const [alice, bob] = [client(), client()];
       const [a, b] = [uniqueName(), uniqueName()];
@@ -143,6 +144,11 @@ describe('Prometheus metrics', () => {
       await bob.register(b, PASSWORD);
       await alice.login(a, PASSWORD);
       await bob.login(b, PASSWORD, { userAddress: `${sink.url}/push` });
+      return { alice, b };
+    }
+
+    it('when pushes are delivered, then the sender counts them and the commit-to-push histogram moves', async () => {
+      const { alice, b } = await senderAndPushedRecipient();
 
       const before = (await scrape(senderUrl())).text;
       const delivered0 = sample(before, 'messenger_deliveries_total', { outcome: 'delivered' }) ?? 0;
@@ -175,13 +181,7 @@ describe('Prometheus metrics', () => {
     });
 
     it('when a push was caused by a request, then the sender logs the request id the listener logged', async () => {
-      const client = () => new Messenger({ baseUrl: stack.url, dispatcher: stack.dispatcher });
-      const [alice, bob] = [client(), client()];
-      const [a, b] = [uniqueName(), uniqueName()];
-      await alice.register(a, PASSWORD);
-      await bob.register(b, PASSWORD);
-      await alice.login(a, PASSWORD);
-      await bob.login(b, PASSWORD, { userAddress: `${sink.url}/push` });
+      const { alice, b } = await senderAndPushedRecipient();
       const pushes = sink.requests.length;
       const sent = await alice.send(b, 'trace me');
       const [push] = (await sink.waitFor((r) => r.length > pushes)).slice(pushes);

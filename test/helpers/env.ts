@@ -11,7 +11,8 @@ export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessE
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PASSWORD_HASH_COST: '1024',
     // Never the default 'messenger' prefix: relays in tests must not fill a local stack's queues.
-    AMQP_PREFIX: 'test.shared',
+    // TEST_AMQP_PREFIX (with TEST_DATABASE_URL) lets two suites run side by side on one machine.
+    AMQP_PREFIX: process.env.TEST_AMQP_PREFIX ?? 'test.shared',
     SIGNING_KEY_FILE: join(tmpdir(), 'messenger-test-signing-key.json'),
     HOST: '127.0.0.1',
     PORT: '0',

@@ -68,7 +68,7 @@ const schema = z.object({
   /** Let pushes reach loopback/private/link-local addresses (local development and tests only). */
   SENDER_ALLOW_PRIVATE_ADDRESSES: bool.default(false),
   DELIVERY_ATTEMPTS_RETENTION_DAYS: z.coerce.number().positive().default(7),
-  /** Largest accepted file upload (API.md: 25 MiB); larger uploads get 413 and nothing is stored. */
+  /** Largest accepted file upload (25 MiB, docs/API.md#files); larger uploads get 413 and nothing is stored. */
   FILE_MAX_BYTES: z.coerce
     .number()
     .int()

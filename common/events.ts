@@ -1,4 +1,4 @@
-/** What a device receives by push, pull or stream (API.md "Events"). */
+/** What a device receives by push, pull or stream (docs/API.md#events; schemas: listener/http/event-schemas.ts). */
 export type EventType = 'message' | 'message.edited' | 'message.deleted' | 'receipt' | 'group.updated';
 
 export interface EventSender {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { AnyRoute } from './route.ts';
+import { event as eventSchema } from './event-schemas.ts';
+import type { AnyRoute, ResponseSpec } from './route.ts';
 import { error as errorSchema } from './schemas.ts';
 
 type Json = Record<string, unknown>;
@@ -20,6 +21,23 @@ const IMPLIED: Record<number, { when: (r: AnyRoute) => boolean; description: str
   },
 };
 
+/**
+ * The one `error` code each status carries unless a route lists its own (`ResponseSpec.errors`):
+ * what common/errors.ts's helpers and the error middleware produce (docs/API.md#error-codes).
+ */
+const CODE_OF_STATUS: Record<number, string> = {
+  400: 'invalid_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  426: 'upgrade_required',
+  429: 'rate_limited',
+  503: 'unavailable',
+};
+
 const ERROR_REF = { $ref: '#/components/schemas/Error' };
 
 /** `/api/users/:username` → `/api/users/{username}`. */
@@ -34,7 +52,7 @@ function rewrite(node: unknown, output: boolean): unknown {
   const out: Json = {};
   for (const [k, v] of Object.entries(node)) {
     if (k === '$schema') continue;
-    // Answers may grow fields (API.md: lists are wrapped "so fields can be added later").
+    // Answers may grow fields (docs/API.md#conventions: "answers may gain fields").
     if (output && k === 'additionalProperties' && v === false) continue;
     if (k === '$ref' && typeof v === 'string') out[k] = v.replace('#/$defs/', '#/components/schemas/');
     else out[k] = rewrite(v, output);
@@ -76,22 +94,38 @@ function parameters(set: SchemaSet, schema: z.ZodType | undefined, where: 'path'
   }));
 }
 
+/** The `Error` schema narrowed to the codes one answer can carry. */
+function errorSchemaFor(where: string, status: number, codes: readonly string[] | undefined): Json {
+  const fallback = CODE_OF_STATUS[status];
+  const list = codes ?? (fallback ? [fallback] : []);
+  if (!list.length) throw new Error(`OpenAPI: ${where} ${status} needs \`errors\` (its error codes)`);
+  return { allOf: [ERROR_REF, { properties: { error: { enum: [...list] } } }] };
+}
+
+function answer(set: SchemaSet, where: string, status: number, spec: ResponseSpec): Json {
+  let schema: Json | undefined;
+  if (spec.schema) {
+    schema = set.convert(spec.schema, 'output');
+    // A specific body (409 device_mismatch) beside plain errors with other codes.
+    if (spec.errors?.length) schema = { oneOf: [schema, errorSchemaFor(where, status, spec.errors)] };
+  } else if (status >= 400) {
+    schema = errorSchemaFor(where, status, spec.errors);
+  }
+  const content = spec.contentType
+    ? { [spec.contentType]: { schema: { type: 'string', contentMediaType: spec.contentType } } }
+    : schema && { 'application/json': { schema } };
+  return { description: spec.description, ...(content && { content }) };
+}
+
 function operation(set: SchemaSet, r: AnyRoute): Json {
+  const where = `${r.method.toUpperCase()} ${r.path}`;
   const responses: Json = {};
   for (const [status, spec] of Object.entries(r.responses)) {
-    const code = Number(status);
-    const schema = spec.schema ? set.convert(spec.schema, 'output') : code >= 400 ? ERROR_REF : undefined;
-    const content = spec.contentType
-      ? { [spec.contentType]: { schema: { type: 'string', contentMediaType: spec.contentType } } }
-      : schema && { 'application/json': { schema } };
-    responses[status] = { description: spec.description, ...(content && { content }) };
+    responses[status] = answer(set, where, Number(status), spec);
   }
   for (const [status, implied] of Object.entries(IMPLIED)) {
     if (responses[status] || !implied.when(r)) continue;
-    responses[status] = {
-      description: implied.description,
-      content: { 'application/json': { schema: ERROR_REF } },
-    };
+    responses[status] = answer(set, where, Number(status), { description: implied.description });
   }
   let requestBody: Json | undefined;
   if (r.rawBody) {
@@ -122,6 +156,68 @@ function operation(set: SchemaSet, r: AnyRoute): Json {
   };
 }
 
+/**
+ * The push (Standard Webhooks, ed25519) a sender POSTs to a device's `user_address`, as an
+ * OpenAPI 3.1 webhook: what a push receiver implements. See docs/API.md#push-delivery.
+ */
+function pushWebhook(set: SchemaSet): Json {
+  const header = (name: string, description: string, pattern?: string) => ({
+    name,
+    in: 'header',
+    required: true,
+    description,
+    schema: { type: 'string', ...(pattern && { pattern }) },
+  });
+  return {
+    post: {
+      operationId: 'pushEvent',
+      summary: "One event, POSTed to the device's `user_address` (path and query kept)",
+      description:
+        'Sent by a sender worker for every event of a device that has a push address; the body is the ' +
+        'bare event JSON, byte for byte as pull and stream return it. Verify before trusting it: ' +
+        'the ed25519 signature (public key from `GET /api/server-key`) over ' +
+        '`{webhook-id}.{webhook-timestamp}.{raw body}`, a timestamp within your tolerance, and ' +
+        '`webhook-id` equal to the event `id`. Delivery is at least once and unordered: dedupe by `id`, ' +
+        'order by `seq`. Redirects are not followed; connect timeout 5 s, whole request 10 s ' +
+        '(SENDER_CONNECT_TIMEOUT_MS, SENDER_TIMEOUT_MS); the answer body is discarded.',
+      tags: ['push'],
+      security: [],
+      parameters: [
+        header('webhook-id', 'the event `id` (the same on every retry of this event)'),
+        header('webhook-timestamp', 'unix seconds when this attempt was signed', '^[0-9]+$'),
+        header(
+          'webhook-signature',
+          '`v1a,` + base64 ed25519 signature of `{webhook-id}.{webhook-timestamp}.{body}`; a receiver ' +
+            'should accept any of several space-separated signatures and ignore other versions',
+          '^v1a,[A-Za-z0-9+/]{86}==( .+)?$',
+        ),
+        header('user-agent', '`messenger-sender/1`'),
+      ],
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: set.convert(eventSchema, 'output') } },
+      },
+      responses: {
+        '2XX': { description: 'delivered: the event is removed from the inbox and never pushed again' },
+        '410': {
+          description:
+            "gone: the device's push address is cleared (no more pushes until it sets one or logs in again); the event stays for pull",
+        },
+        '429': {
+          description:
+            'retried after `Retry-After` (seconds or HTTP date) when given, else with backoff like any failure',
+        },
+        '503': { description: 'as 429' },
+        default: {
+          description:
+            'any other status (3xx included), a timeout or a connection/TLS error: retried with exponential backoff and full jitter ' +
+            '(1 s, 2 s, 4 s … at most 1 h between attempts) for 24 h after the event was queued; then it stays for pull',
+        },
+      },
+    },
+  };
+}
+
 /** The OpenAPI 3.1 document of `routes`: the same zod schemas the listener validates with. */
 export function buildOpenApi(routes: AnyRoute[], version = '0.1.0'): Json {
   const set = new SchemaSet();
@@ -132,6 +228,7 @@ export function buildOpenApi(routes: AnyRoute[], version = '0.1.0'): Json {
     paths[p] ??= {};
     (paths[p] as Json)[r.method] = operation(set, r);
   }
+  const webhooks = { event: pushWebhook(set) };
   return {
     openapi: '3.1.0',
     info: {
@@ -140,11 +237,29 @@ export function buildOpenApi(routes: AnyRoute[], version = '0.1.0'): Json {
       description:
         'End-to-end encrypted messenger backend. Clients encrypt every message for every receiving device ' +
         '(nacl.box); the server stores and forwards opaque ciphertext. Every error is ' +
-        '`{error, message, details?}`. Generated from the route schemas the listener validates with.',
+        '`{error, message, details?}`; each answer lists the `error` codes it can carry. Through nginx, ' +
+        'any request may also get 502 `bad_gateway` or 504 `gateway_timeout` (retry). The reference with ' +
+        'limits, events, push and stream is docs/API.md in the repository. Generated from the route ' +
+        'schemas the listener validates with.',
+      license: { name: 'MIT', identifier: 'MIT' },
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
-    tags: [...new Set(routes.map((r) => r.tag))].map((name) => ({ name })),
+    servers: [
+      {
+        url: 'https://{host}:{port}',
+        description: 'the nginx edge (`npm run stack`: https://127.0.0.1:8443, self-signed certificate)',
+        variables: {
+          host: { default: '127.0.0.1', description: 'HTTPS_HOST, or your domain' },
+          port: { default: '8443', description: 'HTTPS_PORT' },
+        },
+      },
+    ],
+    tags: [
+      ...[...new Set(routes.map((r) => r.tag))].map((name) => ({ name })),
+      { name: 'push', description: 'what the server POSTs to a device push address' },
+    ],
     paths,
+    webhooks,
     components: {
       schemas: set.components,
       securitySchemes: {

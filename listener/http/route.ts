@@ -16,6 +16,12 @@ export interface ResponseSpec {
   schema?: z.ZodType;
   /** A non-JSON answer (e.g. `application/octet-stream`), for the OpenAPI document. */
   contentType?: string;
+  /**
+   * The `error` codes this (error) answer can carry, for the document's per-answer enum. Defaults
+   * to the one code of its status (`not_found` for 404…, see openapi.ts); statuses with several
+   * codes (409) must list them. With a `schema`, the codes of the plain `Error` answers beside it.
+   */
+  errors?: readonly string[];
 }
 
 /**

@@ -60,7 +60,10 @@ export const deviceRoutes = [
     summary: 'Rename this device or set/clear its push address (setting one pushes what is queued)',
     auth: true,
     body: z.strictObject({ user_address: s.httpUrl.nullable().optional(), name: s.deviceName.optional() }),
-    responses: { 200: { description: 'the device', schema: device } },
+    responses: {
+      200: { description: 'the device', schema: device },
+      404: { description: 'the device was removed meanwhile (by another of your devices)' },
+    },
     async handle(ctx, { body }) {
       const { deviceId, userId } = ctx.state.auth;
       const requeued = await ctx.deps.db.transaction(async (trx) => {

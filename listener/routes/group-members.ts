@@ -42,7 +42,7 @@ export const groupMemberRoutes = [
       204: { description: 'is a member now (already was: no change, no event)' },
       403: { description: 'only the owner adds others' },
       404: { description: 'no such group (or not visible to you), or no such user' },
-      409: { description: '`group_full`' },
+      409: { description: '`group_full`: the group has 500 members', errors: ['group_full'] },
     },
     async handle(ctx, { params, body }) {
       const me = ctx.state.auth.userId;

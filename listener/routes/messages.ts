@@ -8,6 +8,7 @@ import { isUniqueViolation, type Q } from '../../common/db/index.ts';
 import { findByClientMessageId, messageInsert } from '../../common/db/messages.ts';
 import { notFound } from '../../common/errors.ts';
 import type { PendingEvent } from '../../common/events.ts';
+import { eventPage } from '../http/event-schemas.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 import { checkCoverage, checkCoverageOf, type Envelope } from '../messaging/coverage.ts';
@@ -180,11 +181,7 @@ export const messageRoutes = [
     responses: {
       200: {
         description: 'a page of events, ascending by `seq`',
-        schema: z.object({
-          events: z.array(z.record(z.string(), z.unknown())),
-          next_after: s.seq,
-          has_more: z.boolean(),
-        }),
+        schema: eventPage,
       },
     },
     async handle(ctx, { query }) {

@@ -51,9 +51,15 @@ export const sessionRoutes = [
         description: 'session opened',
         schema: z.object({ user_id: s.id, device_id: s.id, token: z.string(), expires_at: s.timestamp }),
       },
-      401: { description: '`invalid_credentials` (unknown user or wrong password alike)' },
+      401: {
+        description: '`invalid_credentials` (unknown user or wrong password alike)',
+        errors: ['invalid_credentials'],
+      },
       404: { description: "`device_id` is not one of this user's devices" },
-      409: { description: '`device_key_mismatch`: the device has another public key' },
+      409: {
+        description: '`device_key_mismatch`: the device has another public key',
+        errors: ['device_key_mismatch'],
+      },
       429: { description: 'too many failed logins for this username' },
     },
     async handle(ctx, { body }) {

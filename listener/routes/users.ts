@@ -89,7 +89,10 @@ export const userRoutes = [
     }),
     responses: {
       201: { description: 'created', schema: z.object({ user_id: s.id, username: z.string() }) },
-      409: { description: '`username_taken` or `phone_number_taken`' },
+      409: {
+        description: '`username_taken` or `phone_number_taken`',
+        errors: ['username_taken', 'phone_number_taken'],
+      },
     },
     async handle(ctx, { body }) {
       const id = randomUUID();
@@ -118,7 +121,8 @@ export const userRoutes = [
     method: 'get',
     path: '/api/users',
     tag: 'users',
-    summary: 'Look up a user and their device keys by `?username=`',
+    summary:
+      'Look up a user and their device keys by `?username=` (the same answer as `GET /api/users/{username}`, for clients that build query strings)',
     auth: true,
     query: z.strictObject({ username: s.username }),
     responses: {
@@ -151,7 +155,7 @@ export const userRoutes = [
     }),
     responses: {
       200: { description: 'profile', schema: profile },
-      403: { description: '`wrong_password`' },
+      403: { description: '`wrong_password`', errors: ['wrong_password'] },
       429: { description: 'too many wrong passwords for this user (shared with login); see Retry-After' },
     },
     async handle(ctx, { body }) {
@@ -186,7 +190,7 @@ export const userRoutes = [
     body: z.strictObject({ password: z.string().max(256) }),
     responses: {
       204: { description: 'deleted' },
-      403: { description: '`wrong_password`' },
+      403: { description: '`wrong_password`', errors: ['wrong_password'] },
       429: { description: 'too many wrong passwords for this user (shared with login); see Retry-After' },
     },
     async handle(ctx, { body }) {

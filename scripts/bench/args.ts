@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import type { HttpToolChoice } from './ceilings/index.ts';
 
 export type Phase = 'raw' | 'closed' | 'open' | 'scale' | 'soak';
 const PHASES: Phase[] = ['raw', 'closed', 'open', 'scale', 'soak'];
@@ -32,6 +33,8 @@ export interface BenchArgs {
   logLevel: string;
   /** Extra environment for listeners and senders (`--env KEY=VALUE`, repeatable), for tuning runs. */
   env: Record<string, string>;
+  /** What measures the raw HTTP ceilings (nginx, sink). */
+  ceilingTool: HttpToolChoice;
 }
 
 const HELP = `npm run bench -- [flags]
@@ -53,6 +56,8 @@ const HELP = `npm run bench -- [flags]
   --cpu-prof DIR       start listeners and senders with --cpu-prof into DIR
   --log-level LEVEL    LOG_LEVEL of listeners and senders (default info)
   --env KEY=VALUE      extra environment for listeners and senders (repeatable), e.g. DATABASE_POOL_MAX=5
+  --ceiling-tool T     auto (default: wrk when installed, else node), wrk or node: measures the
+                       raw nginx and sink ceilings
   --smoke              tiny, fast run (plumbing check): 2 s phases, few users
 `;
 
@@ -78,6 +83,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       'cpu-prof': { type: 'string' },
       'log-level': { type: 'string' },
       env: { type: 'string', multiple: true },
+      'ceiling-tool': { type: 'string' },
       smoke: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -108,6 +114,9 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     if (soak) phases.push('soak');
   }
   if (phases.includes('scale') && !scale.length) scale.push(1, 2, 4);
+  const ceilingTool = values['ceiling-tool'] ?? 'auto';
+  if (ceilingTool !== 'auto' && ceilingTool !== 'wrk' && ceilingTool !== 'node')
+    throw new Error('--ceiling-tool must be auto, wrk or node');
   return {
     url: values.url,
     listeners: int('listeners', values.listeners, smoke ? 1 : 2),
@@ -134,5 +143,6 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
         return [kv.slice(0, i), kv.slice(i + 1)];
       }),
     ),
+    ceilingTool,
   };
 }

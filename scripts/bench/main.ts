@@ -92,6 +92,7 @@ try {
         connections: args.concurrency,
         queueArguments: { 'x-queue-type': config.AMQP_QUEUE_TYPE },
         runDir: env?.runDir ?? rawDir,
+        httpTool: args.ceilingTool,
       },
       sinks,
       progress,

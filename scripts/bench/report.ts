@@ -76,19 +76,24 @@ export function rows(r: BenchResults): Row[] {
   const c = r.ceilings;
   if (c) {
     out.push({
-      figure: 'raw: PostgreSQL send statements/s (pg, prepared, 1 commit each)',
+      figure: `raw: PostgreSQL send statements/s (${c.tools.postgres}: prepared, 1 message and 1 commit each)`,
       value: fmt(c.postgres),
       ceiling: '',
       ratio: '',
     });
     out.push({
-      figure: 'raw: RabbitMQ confirmed publishes/s',
+      figure: `raw: RabbitMQ confirmed publishes/s (${c.tools.rabbitmq})`,
       value: fmt(c.rabbitmq),
       ceiling: '',
       ratio: '',
     });
-    out.push({ figure: 'raw: nginx TLS proxy req/s', value: fmt(c.nginx), ceiling: '', ratio: '' });
-    out.push({ figure: 'raw: sink POST/s', value: fmt(c.sink), ceiling: '', ratio: '' });
+    out.push({
+      figure: `raw: nginx TLS proxy req/s (${c.tools.nginx})`,
+      value: fmt(c.nginx),
+      ceiling: '',
+      ratio: '',
+    });
+    out.push({ figure: `raw: sink POST/s (${c.tools.sink})`, value: fmt(c.sink), ceiling: '', ratio: '' });
   }
   const slowest = c ? slowestStage(c) : undefined;
   const sendCeiling = c ? Math.min(c.postgres, c.nginx) : undefined;

@@ -1,12 +1,14 @@
+import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { runLoad } from '../load.ts';
-import { envelope, eventJson, sendBody } from '../payload.ts';
+import { envelope, sendBody } from '../payload.ts';
 import type { Progress } from '../progress.ts';
 import type { Sinks } from '../sink.ts';
 import { round } from '../stats.ts';
 import { nginxCeiling } from './nginx.ts';
 import { postgresCeiling } from './postgres.ts';
 import { rabbitCeiling } from './rabbitmq.ts';
+import { sinkCeiling } from './sink.ts';
+import { findWrk, type HttpTool } from './wrk.ts';
 
 export interface Ceilings {
   /** Send transactions committed per second, directly with pg. */
@@ -17,7 +19,12 @@ export interface Ceilings {
   nginx: number;
   /** Push-sized POSTs per second into a local sink. */
   sink: number;
+  /** Which program measured each ceiling. */
+  tools: { postgres: 'pg'; rabbitmq: 'amqplib'; nginx: HttpTool; sink: HttpTool };
 }
+
+/** `auto`: wrk for the HTTP ceilings when it is installed, else the Node load generator. */
+export type HttpToolChoice = 'auto' | HttpTool;
 
 export interface CeilingOptions {
   databaseUrl: string;
@@ -28,6 +35,7 @@ export interface CeilingOptions {
   queueArguments: Record<string, unknown>;
   /** Scratch directory (throwaway nginx config, certificate, logs). */
   runDir: string;
+  httpTool: HttpToolChoice;
 }
 
 /** This machine's raw ceilings, each stage alone, measured with the same 1 KiB message. */
@@ -47,6 +55,13 @@ export async function measureCeilings(
     queueArguments: opts.queueArguments,
   });
   progress.log(`raw: rabbitmq ${round(rabbitmq)} confirmed publishes/s`);
+  const wrk = opts.httpTool === 'node' ? undefined : await findWrk();
+  if (opts.httpTool === 'wrk' && !wrk)
+    throw new Error('--ceiling-tool wrk: wrk is not installed (apt-get install -y wrk)');
+  if (!wrk && opts.httpTool === 'auto')
+    progress.log(
+      'raw: wrk not found (apt-get install -y wrk): the Node load generator measures the HTTP ceilings',
+    );
   progress.update('raw: nginx TLS proxy …');
   const pair = nacl.box.keyPair();
   const body = sendBody(
@@ -61,29 +76,25 @@ export async function measureCeilings(
     connections: opts.connections,
     durationMs: opts.durationMs,
     body,
+    wrk,
   });
-  progress.log(`raw: nginx ${round(nginx.perSec)} req/s (${nginx.errors} errors)`);
+  progress.log(`raw: nginx ${round(nginx.perSec)} req/s (${nginx.errors} errors, ${nginx.tool})`);
   progress.update('raw: sink POSTs …');
   sinks.reset();
-  const origin = sinks.origins[0] ?? '';
-  const r = await runLoad(
-    {
-      origin,
-      requests: [
-        {
-          method: 'POST',
-          path: '/push/raw',
-          headers: { 'content-type': 'application/json' },
-          body: eventJson(),
-        },
-      ],
-      connections: opts.connections,
-      recordMessageIds: false,
-    },
-    { kind: 'closed', concurrency: opts.connections, durationMs: opts.durationMs },
-  );
-  const sink = (r.ok * 1000) / (r.endedAt - r.startedAt);
+  const sink = await sinkCeiling({
+    origin: sinks.origins[0] ?? '',
+    connections: opts.connections,
+    durationMs: opts.durationMs,
+    wrk,
+    scratchDir: join(opts.runDir, 'raw-sink'),
+  });
   sinks.reset();
-  progress.log(`raw: sink ${round(sink)} POST/s`);
-  return { postgres, rabbitmq, nginx: nginx.perSec, sink };
+  progress.log(`raw: sink ${round(sink.perSec)} POST/s (${sink.errors} errors, ${sink.tool})`);
+  return {
+    postgres,
+    rabbitmq,
+    nginx: nginx.perSec,
+    sink: sink.perSec,
+    tools: { postgres: 'pg', rabbitmq: 'amqplib', nginx: nginx.tool, sink: sink.tool },
+  };
 }

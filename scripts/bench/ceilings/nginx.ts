@@ -6,20 +6,24 @@ import { checkConfig, nginxArgs, writeNativeConfig } from '../../stack/nginx.ts'
 import { runLoad } from '../load.ts';
 import { freePort, waitForPort } from '../net.ts';
 import { spawnWithFirstLine, stop } from '../procs.ts';
+import { type HttpTool, wrkPost } from './wrk.ts';
 
 const UPSTREAM = fileURLToPath(new URL('./upstream.ts', import.meta.url));
 
 /**
  * nginx TLS proxy req/s to a trivial Node upstream: a throwaway nginx rendered from the project's
- * own templates (same TLS, access log and proxy settings as the stack, limits opened up), the
- * load generator POSTing send-sized bodies over `connections` keep-alive HTTPS connections.
+ * own templates (same TLS, access log and proxy settings as the stack, limits opened up), wrk
+ * (when given) or else the Node load generator POSTing send-sized bodies over `connections`
+ * keep-alive HTTPS connections.
  */
 export async function nginxCeiling(opts: {
   runDir: string;
   connections: number;
   durationMs: number;
   body: string;
-}): Promise<{ perSec: number; errors: number }> {
+  /** The wrk binary; without it the Node load generator measures. */
+  wrk: string | undefined;
+}): Promise<{ perSec: number; errors: number; tool: HttpTool }> {
   const runDir = join(opts.runDir, 'raw-nginx');
   const { child: upstream, line } = await spawnWithFirstLine(process.execPath, ['--import', 'tsx', UPSTREAM]);
   let nginx: ChildProcess | undefined;
@@ -46,6 +50,17 @@ export async function nginxCeiling(opts: {
     await checkConfig('nginx', runDir, mainFile);
     nginx = spawn('nginx', nginxArgs(runDir, mainFile), { stdio: 'inherit' });
     await waitForPort(port, 10_000);
+    if (opts.wrk) {
+      const r = await wrkPost({
+        wrk: opts.wrk,
+        url: `https://127.0.0.1:${port}/api/messages`,
+        body: opts.body,
+        connections: opts.connections,
+        durationMs: opts.durationMs,
+        scratchDir: runDir,
+      });
+      return { ...r, tool: 'wrk' };
+    }
     const r = await runLoad(
       {
         origin: `https://127.0.0.1:${port}`,
@@ -62,7 +77,7 @@ export async function nginxCeiling(opts: {
       },
       { kind: 'closed', concurrency: opts.connections, durationMs: opts.durationMs },
     );
-    return { perSec: (r.ok * 1000) / (r.endedAt - r.startedAt), errors: r.errors };
+    return { perSec: (r.ok * 1000) / (r.endedAt - r.startedAt), errors: r.errors, tool: 'node' };
   } finally {
     if (nginx) await stop(nginx);
     await stop(upstream);

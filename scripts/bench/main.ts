@@ -11,7 +11,9 @@ import { loadConfig } from '../../common/config.ts';
 import { ROOT } from '../stack/index.ts';
 import { type BenchArgs, parseBenchArgs } from './args.ts';
 import { type Ceilings, measureCeilings } from './ceilings/index.ts';
+import { type CostSources, pgStatsQuiet } from './costs.ts';
 import { serviceGroups, withChildren } from './cpu.ts';
+import { PgStats } from './pg-stats.ts';
 import { type PhaseContext, type PhaseResult, runPhase } from './phase.ts';
 import { heapUsedKiB, rssKiB } from './procs.ts';
 import { Progress } from './progress.ts';
@@ -39,6 +41,7 @@ const results: BenchResults = {
 const sinks = await startSinks(args.sinks, args.verifyEvery);
 let env: BenchEnv | undefined;
 let stack: BenchStack | undefined;
+let pgStats: PgStats | undefined;
 let failed = false;
 
 function groups(s: BenchStack) {
@@ -58,6 +61,13 @@ async function start(listeners: number): Promise<BenchStack> {
   const s = await startBenchStack(env, listeners, args.senders);
   progress.log(`stack up at ${s.url}: ${listeners} listener(s), ${args.senders} sender(s)`);
   return s;
+}
+
+/** Lets PostgreSQL publish the counters of what came before (setup, a restart) before a phase counts. */
+async function statsQuiet(): Promise<void> {
+  if (!pgStats) return;
+  progress.update('waiting for PostgreSQL to publish its counters before the next phase …');
+  await pgStatsQuiet();
 }
 
 /** Closed-loop peak → the open-loop rate: half of what the whole pipeline sustained. */
@@ -112,12 +122,23 @@ try {
       recordMessageIds: true,
     };
     progress.log(`${users.length} users ready, ${target.requests.length} sends encrypted ahead of time`);
+    // The stack's database (with --url: DATABASE_URL's), read over a connection of its own.
+    pgStats = await PgStats.open(config.DATABASE_URL).catch((err: unknown) => {
+      progress.log(`PostgreSQL counters unavailable (${String(err)}): transactions per message will be n/a`);
+      return undefined;
+    });
+    await statsQuiet();
+    const costs = (s: BenchStack): CostSources => ({
+      pg: pgStats,
+      metricsPorts: () => [...s.listeners, ...s.senders].map((p) => p.metricsPort),
+    });
     const ctx = (s: BenchStack): PhaseContext => ({
       sinks,
       target: { ...target, origin: s.url },
       progress,
       settleSeconds: args.settle,
       cpuGroups: groups(s),
+      costs: costs(s),
     });
     const ms = args.duration * 1000;
     if (args.phases.includes('closed')) {
@@ -203,6 +224,7 @@ try {
         for (const n of args.scale) {
           await stack.stop();
           stack = await start(n);
+          await statsQuiet();
           results.scale.push({
             listeners: n,
             result: await runPhase(
@@ -220,6 +242,7 @@ try {
   progress.log(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
 } finally {
   await stack?.stop().catch((err: unknown) => progress.log(`stopping the stack failed: ${String(err)}`));
+  await pgStats?.close();
   await sinks.close();
   if (env) await cleanupEnv(env, failed || args.cpuProf !== undefined).catch(() => {});
   else await rm(join(ROOT, 'run', `bench-raw-${process.pid}`), { recursive: true, force: true });

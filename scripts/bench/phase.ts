@@ -1,3 +1,4 @@
+import { type CostSources, type MessageCosts, openCostWindow } from './costs.ts';
 import { cores, cpuMeter, type Groups } from './cpu.ts';
 import { runLoad } from './load.ts';
 import type { Progress } from './progress.ts';
@@ -43,6 +44,11 @@ export interface PhaseResult {
   cpuMsPerMessage: Record<string, number>;
   /** Share of the load time some task waited for a CPU (PSI): near 1 means the machine was oversubscribed. */
   cpuStall: number | null;
+  /**
+   * PostgreSQL transactions and rows, AMQP publishes and acks, and CPU per delivered message, over
+   * the CPU window (load and settle); null when the phase had no cost sources.
+   */
+  costs: MessageCosts | null;
 }
 
 export interface PhaseContext {
@@ -51,6 +57,8 @@ export interface PhaseContext {
   progress: Progress;
   settleSeconds: number;
   cpuGroups: () => Groups;
+  /** Counters read at the CPU window's start and end (pg_stat_database, the AMQP counters). */
+  costs?: CostSources;
   /** Sampled while the load runs (soak: RSS). */
   onTick?: () => string;
 }
@@ -65,6 +73,8 @@ const EVENTS_PER_SEND = 1;
 export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext): Promise<PhaseResult> {
   const arrivals = ctx.sinks.reset();
   const accepted = new Map<string, number>();
+  // Counters and CPU are read at the same instants: here and where `overall` is taken.
+  const costWindow = ctx.costs ? await openCostWindow(ctx.costs) : undefined;
   const meter = cpuMeter(ctx.cpuGroups);
   const started = nowMs();
   const total = shape.durationMs / 1000;
@@ -121,6 +131,8 @@ export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext
   }
   let lost = 0;
   for (const id of accepted.keys()) if (!delivered.has(id)) lost++;
+  if (costWindow) ctx.progress.update(`${name}: waiting for PostgreSQL to publish its counters …`);
+  const costs = (await costWindow?.end(overall.seconds, delivered.size)) ?? null;
   const windowS = (load.endedAt - from) / 1000;
   let acceptedInWindow = 0;
   for (const t of accepted.values()) if (t >= from && t < load.endedAt) acceptedInWindow++;
@@ -153,6 +165,7 @@ export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext
       Object.entries(overall.seconds).map(([k, sec]) => [k, round((sec * 1000) / Math.max(1, load.ok))]),
     ),
     cpuStall: duringLoad.stall === null ? null : round(duringLoad.stall),
+    costs,
   };
   ctx.progress.log(
     `${name}: ${round(result.acceptedPerSec)} sends/s, ${round(result.deliveredPerSec)} pushes/s, ` +
@@ -161,11 +174,22 @@ export async function runPhase(name: string, shape: LoadShape, ctx: PhaseContext
       `CPU ms/msg ${Object.entries(result.cpuMsPerMessage)
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}; ` +
-      `cpu stall ${result.cpuStall ?? '?'}; slowest seconds (p99 ms): ${[...result.pushLatencyBySecond]
+      `cpu stall ${result.cpuStall ?? '?'}; ${costSummary(costs)}; slowest seconds (p99 ms): ${[
+        ...result.pushLatencyBySecond,
+      ]
         .sort((a, b) => b.p99 - a.p99)
         .slice(0, 3)
         .map((b) => `${b.second}s ${round(b.p99)}`)
         .join(', ')}`,
   );
   return result;
+}
+
+function costSummary(c: MessageCosts | null): string {
+  if (!c) return 'no cost counters';
+  const na = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : String(v));
+  return (
+    `per delivered message: PG tx ${na(c.pg?.transactionsPerMessage)}, rows ${na(c.pg?.rowsWrittenPerMessage)}, ` +
+    `AMQP publishes ${na(c.amqpPublishesPerMessage)}, acks ${na(c.amqpAcksPerMessage)}, CPU ms ${na(c.cpuMs.total)}`
+  );
 }

@@ -12,23 +12,40 @@ export function rssKiB(pid: number): number | null {
   }
 }
 
+/** A process's Prometheus exposition text, or null when its metrics port does not answer. */
+export async function metricsText(metricsPort: number): Promise<string | null> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, {
+      signal: AbortSignal.timeout(2_000),
+    });
+    return res.ok ? await res.text() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The sum of a metric's samples over all its label sets, or null when the text has none. */
+export function sumSamples(text: string, name: string): number | null {
+  let sum: number | null = null;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^(\S+?)(?:\{[^}]*\})? (\S+)$/.exec(line);
+    if (m?.[1] !== name) continue;
+    const v = Number(m[2]);
+    if (Number.isFinite(v)) sum = (sum ?? 0) + v;
+  }
+  return sum;
+}
+
 /**
  * V8 heap in use (KiB) from the process's Prometheus endpoint (prom-client's
  * nodejs_heap_size_used_bytes), or null when it does not answer: RSS alone cannot tell a leak
  * from the heap and allocator keeping memory they freed.
  */
 export async function heapUsedKiB(metricsPort: number): Promise<number | null> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, {
-      signal: AbortSignal.timeout(2_000),
-    });
-    const m = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(
-      await res.text(),
-    );
-    return m ? Math.round(Number(m[1]) / 1024) : null;
-  } catch {
-    return null;
-  }
+  const text = await metricsText(metricsPort);
+  const bytes = text === null ? null : sumSamples(text, 'nodejs_heap_size_used_bytes');
+  return bytes === null ? null : Math.round(bytes / 1024);
 }
 
 /** CPU time (user + system) of a process in seconds, from /proc/PID/stat. */

@@ -1,6 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Ceilings } from './ceilings/index.ts';
+import type { MessageCosts } from './costs.ts';
+import { PG_STATS_FLUSH_MS } from './pg-stats.ts';
 import type { PhaseResult } from './phase.ts';
 import { round } from './stats.ts';
 
@@ -65,6 +67,34 @@ export function slowestStage(c: Ceilings): { name: string; perSec: number } {
  */
 export function sharedCeiling(c: Ceilings): number {
   return 1 / (1 / c.postgres + 2 / c.rabbitmq + 1 / c.nginx + 1 / c.sink);
+}
+
+const na = (n: number | null | undefined) => (n === null || n === undefined ? 'n/a' : fmt(n));
+
+/** The cost-per-delivered-message block of one phase. */
+function costRows(phase: string, c: MessageCosts | null, targets: boolean): Row[] {
+  if (!c) return [];
+  const m = c.cpuMs;
+  return [
+    {
+      figure: `${phase}: cost per delivered message: PostgreSQL transactions (reads included) | rows written`,
+      value: `${na(c.pg?.transactionsPerMessage)} | ${na(c.pg?.rowsWrittenPerMessage)}`,
+      ceiling: targets ? 'tx ≤ 0.5' : '',
+      ratio: targets && c.pg ? ratio(c.pg.transactionsPerMessage, 0.5) : '',
+    },
+    {
+      figure: `${phase}: cost per delivered message: AMQP publishes | ack frames`,
+      value: `${na(c.amqpPublishesPerMessage)} | ${na(c.amqpAcksPerMessage)}`,
+      ceiling: '',
+      ratio: '',
+    },
+    {
+      figure: `${phase}: cost per delivered message: CPU ms listeners | senders | pg | rabbit | nginx = total`,
+      value: `${[m.listeners, m.senders, m.postgres, m.rabbitmq, m.nginx].map(fmt).join(' | ')} = ${fmt(m.total)}`,
+      ceiling: '',
+      ratio: '',
+    },
+  ];
 }
 
 function faults(r: PhaseResult): string {
@@ -139,6 +169,7 @@ export function rows(r: BenchResults): Row[] {
       ceiling: '',
       ratio: '',
     });
+    out.push(...costRows('closed loop', r.closed.costs, true));
   }
   if (r.open) {
     const rate = r.open.shape.kind === 'open' ? r.open.shape.ratePerSec : 0;
@@ -168,6 +199,7 @@ export function rows(r: BenchResults): Row[] {
       ceiling: '0',
       ratio: '',
     });
+    out.push(...costRows('open loop', r.open.costs, false));
   }
   const base = r.scale?.[0];
   for (const step of r.scale ?? []) {
@@ -248,6 +280,33 @@ function markdown(r: BenchResults, list: Row[]): string {
     lines.push(`- ${p.name}: ${pairs(p.cpu)}; CPU stall (PSI some) ${p.cpuStall ?? '?'}`);
   lines.push('', '## CPU ms per accepted message (load and settle)', '');
   for (const p of phases) lines.push(`- ${p.name}: ${pairs(p.cpuMsPerMessage)}`);
+  lines.push(
+    '',
+    '## Cost per delivered message (CPU window: load and settle)',
+    '',
+    'PostgreSQL: `pg_stat_database` deltas of the bench database (reads included), the end read',
+    `${PG_STATS_FLUSH_MS / 1000} s after the window closed, when every backend has published its counters (what the idle`,
+    'stack commits meanwhile counts too). AMQP: `messenger_amqp_publishes_total` and',
+    '`messenger_amqp_acks_total` (ack frames) summed over every listener and sender; n/a where not exported.',
+    '',
+    '| phase | delivered | PG commits | PG rollbacks | rows written | AMQP publishes | AMQP ack frames | per message: tx / rows / publishes / acks / CPU ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---|',
+  );
+  for (const p of phases) {
+    const c = p.costs;
+    if (!c) continue;
+    const per = [
+      c.pg?.transactionsPerMessage,
+      c.pg?.rowsWrittenPerMessage,
+      c.amqpPublishesPerMessage,
+      c.amqpAcksPerMessage,
+      c.cpuMs.total,
+    ];
+    lines.push(
+      `| ${p.name} | ${c.delivered} | ${na(c.pg?.xactCommit)} | ${na(c.pg?.xactRollback)} | ${na(c.pg?.rowsWritten)} | ` +
+        `${na(c.amqpPublishes)} | ${na(c.amqpAcks)} | ${per.map(na).join(' / ')} |`,
+    );
+  }
   lines.push('', '## Errors by kind', '');
   for (const p of phases) lines.push(`- ${p.name}: ${JSON.stringify(p.errorKinds)}`);
   if (r.soak) {

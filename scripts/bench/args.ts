@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { HttpToolChoice } from './ceilings/index.ts';
+import { DEFAULT_DEPLOYMENTS, type Deployment, parseDeployments } from './projection.ts';
 
 export type Phase = 'raw' | 'closed' | 'open' | 'scale' | 'soak';
 const PHASES: Phase[] = ['raw', 'closed', 'open', 'scale', 'soak'];
@@ -35,6 +36,10 @@ export interface BenchArgs {
   env: Record<string, string>;
   /** What measures the raw HTTP ceilings (nginx, sink). */
   ceilingTool: HttpToolChoice;
+  /** Deployments of the scale-out projection. */
+  project: Deployment[];
+  /** A PostgreSQL primary's commit ceiling (transactions/s) for the projection; none by default. */
+  pgCommitCeiling: number | undefined;
 }
 
 const HELP = `npm run bench -- [flags]
@@ -58,6 +63,9 @@ const HELP = `npm run bench -- [flags]
   --env KEY=VALUE      extra environment for listeners and senders (repeatable), e.g. DATABASE_POOL_MAX=5
   --ceiling-tool T     auto (default: wrk when installed, else node), wrk or node: measures the
                        raw nginx and sink ceilings
+  --project LIST       projection deployments, cores listeners/senders/postgres/rabbitmq/nginx,
+                       comma-separated (default ${DEFAULT_DEPLOYMENTS.map((d) => d.label).join(',')})
+  --pg-commit-ceiling N  also bound the projection's PostgreSQL stage at N transactions/s
   --smoke              tiny, fast run (plumbing check): 2 s phases, few users
 `;
 
@@ -84,6 +92,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       'log-level': { type: 'string' },
       env: { type: 'string', multiple: true },
       'ceiling-tool': { type: 'string' },
+      project: { type: 'string' },
+      'pg-commit-ceiling': { type: 'string' },
       smoke: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -144,5 +154,10 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       }),
     ),
     ceilingTool,
+    project: values.project ? parseDeployments(values.project) : DEFAULT_DEPLOYMENTS,
+    pgCommitCeiling:
+      values['pg-commit-ceiling'] === undefined
+        ? undefined
+        : int('pg-commit-ceiling', values['pg-commit-ceiling'], 1),
   };
 }

@@ -17,6 +17,7 @@ import { PgStats } from './pg-stats.ts';
 import { type PhaseContext, type PhaseResult, runPhase } from './phase.ts';
 import { heapUsedKiB, rssKiB } from './procs.ts';
 import { Progress } from './progress.ts';
+import { project, projectionText } from './projection.ts';
 import type { LoadTarget } from './protocol.ts';
 import { type BenchResults, rows, type SoakSample, textTable, writeResults } from './report.ts';
 import { createUsers, prepareSends, serverKey } from './setup.ts';
@@ -248,8 +249,12 @@ try {
   else await rm(join(ROOT, 'run', `bench-raw-${process.pid}`), { recursive: true, force: true });
 }
 
+const basis = results.closed?.costs ? results.closed : results.open;
+const projection = basis && project(basis, args.project, results.machine.cpus, args.pgCommitCeiling);
+if (projection) results.projection = projection;
 const table = rows(results);
 process.stdout.write(`\n${textTable(table)}\n\n`);
+if (results.projection) process.stdout.write(`${projectionText(results.projection)}\n\n`);
 const files = await writeResults(args.out, results, table);
 process.stdout.write(`results: ${files.join(', ')}\n`);
 if (env && failed) process.stdout.write(`logs kept in ${env.runDir}\n`);

@@ -4,6 +4,7 @@ import type { Ceilings } from './ceilings/index.ts';
 import type { MessageCosts } from './costs.ts';
 import { PG_STATS_FLUSH_MS } from './pg-stats.ts';
 import type { PhaseResult } from './phase.ts';
+import { PROJECTION_TITLE, type Projection, projectionTable } from './projection.ts';
 import { round } from './stats.ts';
 
 export interface SoakSample {
@@ -33,6 +34,8 @@ export interface BenchResults {
     /** The same for the V8 heap in use. */
     heapGrowth: Record<string, number>;
   };
+  /** Computed from the closed loop's per-message costs (the open loop's without one). */
+  projection?: Projection;
 }
 
 export interface Row {
@@ -306,6 +309,13 @@ function markdown(r: BenchResults, list: Row[]): string {
       `| ${p.name} | ${c.delivered} | ${na(c.pg?.xactCommit)} | ${na(c.pg?.xactRollback)} | ${na(c.pg?.rowsWritten)} | ` +
         `${na(c.amqpPublishes)} | ${na(c.amqpAcks)} | ${per.map(na).join(' / ')} |`,
     );
+  }
+  if (r.projection) {
+    const t = projectionTable(r.projection);
+    lines.push('', `## ${PROJECTION_TITLE}`, '', ...t.intro.map((x) => `${x}  `), '');
+    lines.push(`| ${t.head.join(' | ')} |`, `|${t.head.map(() => '---').join('|')}|`);
+    for (const row of t.cells) lines.push(`| ${row.map(esc).join(' | ')} |`);
+    lines.push('', ...t.notes.map((x) => `- ${x}`));
   }
   lines.push('', '## Errors by kind', '');
   for (const p of phases) lines.push(`- ${p.name}: ${JSON.stringify(p.errorKinds)}`);

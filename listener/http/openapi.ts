@@ -99,8 +99,27 @@ function errorSchemaFor(where: string, status: number, codes: readonly string[] 
   const fallback = CODE_OF_STATUS[status];
   const list = codes ?? (fallback ? [fallback] : []);
   if (!list.length) throw new Error(`OpenAPI: ${where} ${status} needs \`errors\` (its error codes)`);
-  return { allOf: [ERROR_REF, { properties: { error: { enum: [...list] } } }] };
+  const properties: Json = { error: { enum: [...list] } };
+  if (status === 400) properties.details = INPUT_DETAILS;
+  return { allOf: [ERROR_REF, { properties }] };
 }
+
+/** `details` of a 400 from input validation (route.ts `parse`): one entry per bad field. */
+const INPUT_DETAILS = {
+  type: 'array',
+  description: 'present when input failed validation: one entry per bad field',
+  items: {
+    type: 'object',
+    properties: {
+      field: {
+        type: 'string',
+        description: '`body.…`, `query.…` or `params.…`, e.g. `body.envelopes.0.nonce`',
+      },
+      problem: { type: 'string' },
+    },
+    required: ['field', 'problem'],
+  },
+};
 
 function answer(set: SchemaSet, where: string, status: number, spec: ResponseSpec): Json {
   let schema: Json | undefined;

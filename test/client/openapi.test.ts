@@ -271,6 +271,12 @@ describe('OpenAPI document', () => {
       '426 upgrade_required',
     ]);
     expect(seen.at(-1)).to.equal('401 unauthorized');
+    const invalid = answers[cases.findIndex(([, path]) => path === '/api/messages')];
+    expect(invalid?.body.details).to.deep.equal([
+      { field: 'query.limit', problem: invalid?.body.details[0].problem },
+    ]);
+    const documented = served.paths['/api/messages'].get.responses['400'].content['application/json'].schema;
+    expect(documented.allOf[1].properties.details.items.required).to.deep.equal(['field', 'problem']);
   });
 
   it('when /api/stream is documented, then it lists its upgrade, 400, 401 and 426 answers', () => {

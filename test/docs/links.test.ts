@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,14 +25,30 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** Files whose comments and strings are scanned for paths (besides markdown). */
 const CODE = new Set(['.ts', '.js', '.mjs', '.cjs', '.sh', '.yaml', '.yml', '.conf', '.template']);
 
-/** Every file of the repository: tracked, plus new ones not ignored (so a new doc is checked before it is committed). */
+/** Generated or local directories a source tree without git (an unpacked archive) may hold. */
+const NOT_SOURCE = /^(node_modules|\.git|run|results|dist|cert)(\/|$)/;
+
+/**
+ * Every file of the repository: tracked, plus new ones not ignored (so a new doc is checked before
+ * it is committed); without git, every file but NOT_SOURCE.
+ */
 function repositoryFiles(root: string): string[] {
-  const out = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
-    cwd: root,
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return [...new Set(out.split('\0').filter(Boolean))].filter((f) => existsSync(join(root, f)));
+  let listed: string[];
+  try {
+    const out = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+      cwd: root,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    listed = out.split('\0').filter(Boolean);
+  } catch {
+    listed = readdirSync(root, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => relative(root, join(e.parentPath, e.name)))
+      .filter((f) => !NOT_SOURCE.test(f));
+  }
+  return [...new Set(listed)].filter((f) => existsSync(join(root, f)));
 }
 
 /** GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens, repeats numbered. */

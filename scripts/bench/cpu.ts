@@ -16,9 +16,51 @@ function byComm(names: string[]): number[] {
   return pids;
 }
 
-/** The machine's shared services, found by process name (shared with anything else running). */
-export function serviceGroups(): Groups {
-  return { postgres: byComm(['postgres']), rabbitmq: byComm(['beam.smp']) };
+/**
+ * A PostgreSQL process that works for `database`: its client backends (whose process title is
+ * `postgres: <cluster>: <user> <database> <host> <state>`), and the server-wide ones (postmaster,
+ * WAL writer, checkpointer, autovacuum, …), which serve every database. Client backends of other
+ * databases — other test suites or benches on a shared machine — are left out.
+ */
+function servesDatabase(pid: number, database: string): boolean {
+  let title: string;
+  try {
+    title = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return false;
+  }
+  if (!title.startsWith('postgres: ')) return true; // the postmaster (its command line is unchanged)
+  const words = title.slice('postgres: '.length).split(/\s+/);
+  if (words[0]?.endsWith(':')) words.shift(); // cluster_name
+  const name = words.slice(0, 2).join(' ');
+  if (SERVER_PROCESSES.some((p) => name.startsWith(p))) return true;
+  return words[1] === database;
+}
+
+const SERVER_PROCESSES = [
+  'checkpointer',
+  'background writer',
+  'walwriter',
+  'autovacuum',
+  'logical replication',
+  'archiver',
+  'startup',
+  'walsender',
+  'walreceiver',
+  'stats collector',
+  'parallel worker',
+];
+
+/**
+ * The machine's shared services, found by process name. With `database`, PostgreSQL counts only
+ * that database's backends and the server-wide processes; RabbitMQ is one process for every user.
+ */
+export function serviceGroups(database?: string): Groups {
+  const postgres = byComm(['postgres']);
+  return {
+    postgres: database ? postgres.filter((pid) => servesDatabase(pid, database)) : postgres,
+    rabbitmq: byComm(['beam.smp']),
+  };
 }
 
 function snapshot(pids: number[]): Map<number, number> {

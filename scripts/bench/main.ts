@@ -45,12 +45,13 @@ let stack: BenchStack | undefined;
 let pgStats: PgStats | undefined;
 let failed = false;
 
-function groups(s: BenchStack) {
+/** `database`: the stack's, so PostgreSQL's CPU leaves out other databases' backends. */
+function groups(s: BenchStack, database: string) {
   return () => ({
     listeners: s.listeners.map((p) => p.pid),
     senders: s.senders.map((p) => p.pid),
     nginx: s.nginxPid ? withChildren(s.nginxPid) : [],
-    ...serviceGroups(),
+    ...serviceGroups(database),
     bench: [process.pid],
   });
 }
@@ -138,7 +139,7 @@ try {
       target: { ...target, origin: s.url },
       progress,
       settleSeconds: args.settle,
-      cpuGroups: groups(s),
+      cpuGroups: groups(s, decodeURIComponent(new URL(config.DATABASE_URL).pathname.slice(1))),
       costs: costs(s),
     });
     const ms = args.duration * 1000;

@@ -51,6 +51,19 @@ const schema = z.object({
   /** Outbox rows the relay publishes per transaction, and how often it sweeps for leftovers. */
   OUTBOX_BATCH_SIZE: z.coerce.number().int().min(1).max(5000).default(200),
   OUTBOX_SWEEP_MS: z.coerce.number().int().positive().default(1_000),
+  /**
+   * The sweep takes only rows at least this old: younger ones are being published by the listener
+   * that wrote them. Bounds how late a row whose writer crashed (or met a broker outage) goes out.
+   */
+  OUTBOX_SWEEP_AGE_MS: z.coerce.number().int().min(0).default(5_000),
+  /** Sends stored by one statement at most (group commit: whatever arrived while the last one ran). */
+  SEND_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(64),
+  /**
+   * How long a listener may reuse a session or a device directory it read, as a safety net only:
+   * logout, device and account changes broadcast an invalidation that every listener applies on
+   * receipt, and a listener whose broker subscription is down reads through (0 = no cache).
+   */
+  AUTH_CACHE_TTL_MS: z.coerce.number().int().min(0).default(60_000),
   /** Deliveries one sender process works on at once (RabbitMQ prefetch). */
   SENDER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(32),
   /** Backoff: attempt n waits a random time in [base, min(max, base·2^(n-1))] (full jitter, floored at base). */

@@ -66,6 +66,19 @@ function amqpGauge(r: Registry, ready: () => Promise<void>): void {
   });
 }
 
+/** Messages this process published to RabbitMQ (read from the broker layer when scraped). */
+function publishesCounter(r: Registry, published: () => number): void {
+  new Counter({
+    name: 'messenger_amqp_publishes_total',
+    help: 'Messages published to RabbitMQ by this process (deliveries, wake-ups, retries)',
+    registers: [r],
+    collect() {
+      this.reset();
+      this.inc(published());
+    },
+  });
+}
+
 export type MessageKind = 'direct' | 'group';
 
 export interface ListenerMetrics {
@@ -78,11 +91,12 @@ export interface ListenerMetrics {
 
 export function listenerMetrics(
   db: Db,
-  opts: RegistryOptions & { amqpReady?: () => Promise<void> } = {},
+  opts: RegistryOptions & { amqpReady?: () => Promise<void>; amqpPublished?: () => number } = {},
 ): ListenerMetrics {
   const r = registry('listener', opts);
   poolGauge(r, db);
   if (opts.amqpReady) amqpGauge(r, opts.amqpReady);
+  if (opts.amqpPublished) publishesCounter(r, opts.amqpPublished);
   const m: ListenerMetrics = {
     registry: r,
     httpDuration: new Histogram({
@@ -146,6 +160,8 @@ export interface SenderMetrics {
   /** From the outbox row's commit (`created_at`) until the push was answered. */
   commitToPush: Histogram<'outcome'>;
   pushDuration: Histogram;
+  /** basic.ack frames sent (one `multiple` ack settles many deliveries). */
+  amqpAcks: Counter;
 }
 
 export interface SenderProbes {
@@ -153,6 +169,8 @@ export interface SenderProbes {
   queueDepths(): Promise<Record<string, number>>;
   /** Throws while RabbitMQ is unreachable. */
   amqpReady(): Promise<void>;
+  /** Messages published so far (retries, parking). */
+  amqpPublished?(): number;
 }
 
 export function senderMetrics(db: Db, probes: SenderProbes, opts: RegistryOptions = {}): SenderMetrics {
@@ -169,6 +187,7 @@ export function senderMetrics(db: Db, probes: SenderProbes, opts: RegistryOption
     },
   });
   amqpGauge(r, probes.amqpReady);
+  if (probes.amqpPublished) publishesCounter(r, probes.amqpPublished);
   return {
     registry: r,
     deliveries: new Counter({
@@ -188,6 +207,11 @@ export function senderMetrics(db: Db, probes: SenderProbes, opts: RegistryOption
       name: 'messenger_push_duration_seconds',
       help: 'Duration of one push request to a device address',
       buckets: HTTP_BUCKETS,
+      registers: [r],
+    }),
+    amqpAcks: new Counter({
+      name: 'messenger_amqp_acks_total',
+      help: 'basic.ack frames sent to RabbitMQ (one multiple-ack settles a run of deliveries)',
       registers: [r],
     }),
   };

@@ -1,7 +1,10 @@
 import type { Config } from '../common/config.ts';
+import type { OutboxEntry } from '../common/db/inbox.ts';
 import type { Db } from '../common/db/index.ts';
 import type { Logger } from '../common/log.ts';
 import type { ListenerMetrics } from '../common/metrics.ts';
+import type { AuthCache } from './auth-cache.ts';
+import type { SendBatcher } from './messaging/send-batcher.ts';
 
 export interface Identity {
   userId: string;
@@ -28,8 +31,12 @@ export interface Deps {
   signingPublicKey: Uint8Array;
   /** Readiness probes of backing services; each throws while its service is unreachable. */
   readiness: Record<string, () => Promise<void>>;
-  /** Called after a transaction that wrote outbox rows committed, so they are relayed at once. */
-  outboxWritten(): void;
+  /** Called with the outbox rows a transaction wrote, once it committed: publishes them at once. */
+  outboxWritten(rows: OutboxEntry[]): void;
+  /** Sessions and device directories read recently, invalidated by broadcast (see AuthCache). */
+  cache: AuthCache;
+  /** Stores direct sends by group commit. */
+  sends: SendBatcher;
   /** This listener's Prometheus registry and the instruments routes and the stream update. */
   metrics: ListenerMetrics;
 }

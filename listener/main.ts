@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { loadConfig } from '../common/config.ts';
 import { loadSigningKey } from '../common/crypto/signing-key.ts';
+import type { OutboxEntry } from '../common/db/inbox.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
 import { createLogger, logProcessWarnings } from '../common/log.ts';
 import { listenerMetrics, serveMetrics } from '../common/metrics.ts';
@@ -8,13 +9,15 @@ import { every } from '../common/periodic.ts';
 import { connectBroker } from '../common/queue/broker.ts';
 import { startOutboxRelay } from '../common/queue/relay.ts';
 import { createApp } from './app.ts';
+import { AuthCache } from './auth-cache.ts';
 import { answerClientErrorsAsJson } from './http/client-errors.ts';
 import { cleanup } from './jobs/cleanup.ts';
 import { collectFiles } from './jobs/file-gc.ts';
+import { sendBatcher } from './messaging/send-batcher.ts';
 import { attachStream } from './stream/server.ts';
 
 const config = loadConfig();
-const log = createLogger(config.LOG_LEVEL, 'listener');
+const log = createLogger(config.LOG_LEVEL, 'listener', { async: true });
 logProcessWarnings(log);
 const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX, log);
 if (config.MIGRATE_ON_START) log.info({ applied: await migrateLatest(db) }, 'migrated');
@@ -27,9 +30,15 @@ const relay = startOutboxRelay({
   log,
   batchSize: config.OUTBOX_BATCH_SIZE,
   sweepMs: config.OUTBOX_SWEEP_MS,
+  sweepAgeMs: config.OUTBOX_SWEEP_AGE_MS,
 });
+const outboxWritten = (rows: OutboxEntry[]) => relay.publish(rows);
 
-const metrics = listenerMetrics(db, { processMetrics: true, amqpReady: () => broker.ready() });
+const metrics = listenerMetrics(db, {
+  processMetrics: true,
+  amqpReady: () => broker.ready(),
+  amqpPublished: () => broker.stats.published,
+});
 const app = createApp({
   config,
   db,
@@ -42,7 +51,15 @@ const app = createApp({
     },
     rabbitmq: () => broker.ready(),
   },
-  outboxWritten: () => relay.kick(),
+  outboxWritten,
+  cache: new AuthCache(config.AUTH_CACHE_TTL_MS),
+  sends: sendBatcher({
+    db,
+    log,
+    ttlDays: config.INBOX_TTL_DAYS,
+    max: config.SEND_BATCH_MAX,
+    committed: outboxWritten,
+  }),
 });
 
 const server = app.listen(config.PORT, config.HOST);

@@ -9,7 +9,7 @@ import { startSender } from './worker.ts';
 
 // Composition root of a sender worker. Run any number of them: they share the deliveries queue.
 const config = loadConfig();
-const log = createLogger(config.LOG_LEVEL, 'sender');
+const log = createLogger(config.LOG_LEVEL, 'sender', { async: true });
 logProcessWarnings(log);
 const key = await loadSigningKey(config.SIGNING_KEY_FILE);
 const db = createDb(config.DATABASE_URL, Math.min(config.DATABASE_POOL_MAX, config.SENDER_PREFETCH + 1), log);
@@ -25,6 +25,7 @@ const metrics = senderMetrics(
       return { deliveries: d[deliveries] ?? 0, retry, parking: d[parking] ?? 0 };
     },
     amqpReady: () => broker.ready(),
+    amqpPublished: () => broker.stats.published,
   },
   { processMetrics: true },
 );

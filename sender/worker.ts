@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Channel, ConsumeMessage } from 'amqplib';
+import type { ConsumeMessage } from 'amqplib';
 import type { Config } from '../common/config.ts';
 import { type DeliveryStore, deliveryStore } from '../common/db/deliveries.ts';
 import type { Db } from '../common/db/index.ts';
@@ -8,6 +8,7 @@ import type { SenderMetrics } from '../common/metrics.ts';
 import type { Broker, Consumer, Publication } from '../common/queue/broker.ts';
 import { type Delivery, parseDelivery } from '../common/queue/messages.ts';
 import { tierFor } from '../common/queue/topology.ts';
+import { createAcker } from './acker.ts';
 import type { Pusher } from './deliver.ts';
 import { type OriginGate, originGate, originOf } from './origin-gate.ts';
 import { type Outcome, outcome, type RetryPolicy } from './outcome.ts';
@@ -58,16 +59,16 @@ function parked(broker: Broker, d: Delivery, o: Outcome): Publication {
 
 /**
  * consume → skip/park early → push → decide → record in PostgreSQL → (retry/park publish) → ack.
- * The broker message is acked only after the outcome is stored, so a crash at any point means a
- * redelivery (same webhook-id), never a lost delivery.
+ * The broker message is acked (`ack`) only after the outcome is stored, so a crash at any point
+ * means a redelivery (same webhook-id), never a lost delivery.
  */
-export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: Channel): Promise<void> {
+export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => void): Promise<void> {
   const { db, broker, pusher } = deps;
   const store = deps.store ?? deliveryStore(db);
   const d = parseDelivery(msg.content);
   if (!d) {
     deps.log.warn({ queue: msg.fields.routingKey }, 'malformed delivery dropped');
-    ch.ack(msg);
+    ack();
     return;
   }
   const log = deps.log.child({
@@ -81,13 +82,17 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
   if (d.not_before !== undefined && d.not_before - Date.now() > 20) {
     // Came back through a shorter tier than the delay asked for: wait the rest.
     await broker.publish([delayed(broker, d, d.not_before)]);
-    ch.ack(msg);
+    ack();
     return;
   }
-  const target = await store.findPushTarget({ device_id: d.device_id, seq: d.seq, event_id: d.event_id });
+  // The first publish carries the event and the address as of its commit: no read needed.
+  const target =
+    d.body !== undefined && d.attempt === 0
+      ? { body: d.body, user_address: d.address ?? null }
+      : await store.findPushTarget({ device_id: d.device_id, seq: d.seq, event_id: d.event_id });
   if (!target?.user_address) {
     log.debug({ reason: target ? 'no_address' : 'not_in_inbox' }, 'delivery skipped');
-    ch.ack(msg);
+    ack();
     deps.metrics?.deliveries.inc({ outcome: 'skipped' });
     return;
   }
@@ -97,7 +102,7 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
     // That receiver already has all the pushes it may have from us: look again after a short
     // delay, without an attempt, and keep this slot for other receivers.
     await broker.publish([delayed(broker, d, Date.now() + deps.config.SENDER_RETRY_BASE_MS)]);
-    ch.ack(msg);
+    ack();
     log.debug('origin busy, deferred');
     return;
   }
@@ -127,10 +132,11 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
     request_id: d.request_id,
     address,
   });
-  const next = { ...d, attempt };
+  // Retries read the event and the address again at push time (acked meanwhile: skipped).
+  const { body: _body, address: _address, ...next } = { ...d, attempt };
   if (o.kind === 'retry') await broker.publish([delayed(broker, next, now + o.afterMs)]);
   if (o.kind === 'dead') await broker.publish([parked(broker, next, o)]);
-  ch.ack(msg);
+  ack();
   deps.metrics?.deliveries.inc({ outcome: o.kind });
   deps.metrics?.commitToPush.observe({ outcome: o.kind }, (now - Date.parse(d.created_at)) / 1000);
   deps.metrics?.pushDuration.observe(res.durationMs / 1000);
@@ -144,7 +150,8 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ch: 
     ...(o.kind === 'dead' && { reason: o.reason }),
     ...(o.kind === 'delivered' && { latency_ms: now - Date.parse(d.created_at) }),
   };
-  if (o.kind === 'delivered') log.info(fields, 'push delivered');
+  // One line per push is for operators who ask for it (LOG_LEVEL=debug); failures always log.
+  if (o.kind === 'delivered') log.debug(fields, 'push delivered');
   else log.warn(fields, `push ${o.kind}`);
 }
 
@@ -156,13 +163,16 @@ export function startSender(deps: SenderDeps): Consumer {
     gate: deps.gate ?? originGate(deps.config.SENDER_CONNECTIONS_PER_ORIGIN),
     store: deps.store ?? deliveryStore(deps.db),
   };
+  const acker = createAcker((n) => deps.metrics?.amqpAcks.inc(n));
   return deps.broker.consume(
     deps.broker.topology.deliveries,
     deps.config.SENDER_PREFETCH,
     async (msg, ch) => {
+      acker.received(ch, msg);
       try {
-        await handleDelivery(withGate, msg, ch);
+        await handleDelivery(withGate, msg, () => acker.ack(ch, msg));
       } catch (err) {
+        acker.forget(ch, msg);
         // PostgreSQL or the broker is down: hand the message back after a pause (no hot loop);
         // it is attempted again, with the same webhook-id.
         deps.log.warn({ err }, 'delivery failed before its outcome was recorded; requeued');

@@ -5,21 +5,6 @@ export interface PushTarget {
   user_address: string | null;
 }
 
-/** The stored event and the device's current address; undefined once acked, delivered or expired. */
-export async function findPushTarget(
-  q: Q,
-  deviceId: string,
-  seq: number,
-  eventId: string,
-): Promise<PushTarget | undefined> {
-  return q('inbox as i')
-    .join('devices as d', 'd.id', 'i.device_id')
-    .select('i.body', 'd.user_address')
-    .where({ 'i.device_id': deviceId, 'i.seq': seq, 'i.event_id': eventId })
-    .andWhere('i.expires_at', '>', q.fn.now())
-    .first();
-}
-
 export type AttemptOutcome = 'delivered' | 'retry' | 'gone' | 'dead';
 
 export interface AttemptRow {
@@ -33,47 +18,6 @@ export interface AttemptRow {
   outcome: AttemptOutcome;
   retry_in_ms: number | null;
   request_id: string | null;
-}
-
-export async function recordAttempt(q: Q, row: AttemptRow): Promise<void> {
-  await q('delivery_attempts').insert(row);
-}
-
-/**
- * Records an attempt and its effect in ONE statement (atomic on its own, one round trip instead
- * of BEGIN/insert/delete/COMMIT): `delivered` removes the event from the inbox (not pulled,
- * streamed or pushed again), `gone` clears the address it was sent to unless the device has set
- * another one since.
- */
-export async function recordOutcome(q: Q, row: AttemptRow, address: string): Promise<void> {
-  await q.raw(
-    `WITH delivered AS (
-       DELETE FROM inbox WHERE ?::boolean AND device_id = ? AND seq = ? AND event_id = ?),
-     gone AS (
-       UPDATE devices SET user_address = NULL WHERE ?::boolean AND id = ? AND user_address = ?)
-     INSERT INTO delivery_attempts
-       (device_id, seq, event_id, attempt, status_code, error_class, duration_ms, outcome, retry_in_ms, request_id)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    [
-      row.outcome === 'delivered',
-      row.device_id,
-      row.seq,
-      row.event_id,
-      row.outcome === 'gone',
-      row.device_id,
-      address,
-      row.device_id,
-      row.seq,
-      row.event_id,
-      row.attempt,
-      row.status_code,
-      row.error_class,
-      row.duration_ms,
-      row.outcome,
-      row.retry_in_ms,
-      row.request_id,
-    ],
-  );
 }
 
 /** One delivery's key: which event of which device. */
@@ -100,8 +44,12 @@ export async function findPushTargets(q: Q, keys: DeliveryKey[]): Promise<(PushT
 }
 
 /**
- * recordOutcome for many attempts in ONE statement (atomic, one round trip and one commit for
- * the whole batch); attempts are inserted in the order given.
+ * Records the outcomes of many attempts in ONE statement (atomic, one round trip and one commit
+ * for the whole batch): `delivered` removes the event from the inbox (not pulled, streamed or
+ * pushed again), `gone` clears the address it was sent to unless the device has set another one
+ * since. Every attempt but a successful first one is kept in `delivery_attempts`, in the order
+ * given: the history of failures and retries stays queryable, while the common case (delivered at
+ * once) writes one row less — at 1,000 msg/s that table would otherwise grow by ~600 M rows a week.
  */
 export async function recordOutcomes(q: Q, rows: (AttemptRow & { address: string })[]): Promise<void> {
   const col = <K extends keyof (AttemptRow & { address: string })>(k: K) => rows.map((r) => r[k]);
@@ -121,7 +69,7 @@ export async function recordOutcomes(q: Q, rows: (AttemptRow & { address: string
      INSERT INTO delivery_attempts
        (device_id, seq, event_id, attempt, status_code, error_class, duration_ms, outcome, retry_in_ms, request_id)
      SELECT device_id, seq, event_id, attempt, status_code, error_class, duration_ms, outcome, retry_in_ms, request_id
-       FROM r ORDER BY i`,
+       FROM r WHERE NOT (r.outcome = 'delivered' AND r.attempt = 1) ORDER BY i`,
     [
       col('device_id'),
       col('seq'),
@@ -179,18 +127,6 @@ export function deliveryStore(q: Q): DeliveryStore {
       return rows.map(() => undefined);
     }),
   };
-}
-
-/** A 2xx removes the event from the inbox: it is not pulled, streamed or pushed again. */
-export async function removeDelivered(q: Q, deviceId: string, seq: number, eventId: string): Promise<void> {
-  await q('inbox').where({ device_id: deviceId, seq, event_id: eventId }).delete();
-}
-
-/** A 410 clears the address it was sent to — unless the device has set another one since. */
-export async function clearGoneAddress(q: Q, deviceId: string, address: string): Promise<boolean> {
-  return (
-    (await q('devices').where({ id: deviceId, user_address: address }).update({ user_address: null })) > 0
-  );
 }
 
 /** Attempts of one device (or one event), newest last; what an operator asks first. */

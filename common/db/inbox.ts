@@ -1,101 +1,198 @@
-import { randomUUID } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
 import type { PendingEvent } from '../events.ts';
 import { prepared, type Q } from './index.ts';
 
-/** A piece of SQL with its `?` bindings, folded into another statement. */
-export interface SqlPart {
-  sql: string;
-  bindings: unknown[];
+/** A new message row, stored by `appendEvents` in the same statement as its events. */
+export interface NewMessage {
+  id: string;
+  sender_user_id: string;
+  sender_device_id: string;
+  group_id: string | null;
+  client_message_id: string | null;
+  sent_at: Date;
+  /** Who it was addressed to (message_recipients): the 1:1 recipient or the group's other members. */
+  recipients: string[];
+}
+
+/** An event to append, with the request that caused it (carried to the sender's logs). */
+export interface AppendEvent extends PendingEvent {
+  request_id: string | null;
+  /**
+   * The new message this event belongs to: the event is stored only if that message was (a
+   * message whose `client_message_id` was already used stores nothing and is reported back).
+   */
+  gate?: string;
+}
+
+/** An outbox row just written, with what its first push needs: the stored body and the address as of commit. */
+export interface OutboxEntry {
+  id: string;
+  device_id: string;
+  seq: number;
+  event_id: string;
+  request_id: string | null;
+  created_at: Date;
+  body?: string;
+  address?: string | null;
+}
+
+export interface Appended {
+  /** The outbox rows written, one per stored event, for the post-commit publish. */
+  outbox: OutboxEntry[];
+  /** Ids of the messages inserted; a message missing here had its client_message_id taken. */
+  inserted: Set<string>;
 }
 
 /**
- * Appends events to device inboxes and queues one outbox row per event, in one statement (atomic
- * on its own; inside the caller's transaction when given one). Each device's `last_seq` is bumped under its row lock, taken in id order so
- * concurrent senders never deadlock, and held until commit, so a device's seqs become visible
- * in order (a reader that acked up to N can never later see a committed seq below N).
- * Devices deleted meanwhile are skipped. Returns the number of events stored.
+ * Appends events to device inboxes with one outbox row each and, in the same statement, inserts
+ * the messages they carry with their recipients: one execution (atomic on its own, or inside the
+ * caller's transaction) for a whole batch of sends. Per-execution overhead dominates PostgreSQL's
+ * cost here (one message: ~1,700 row pairs/s; 32 devices per execution: ~13,000), so group commit
+ * means fewer executions, not only fewer commits.
+ *
+ * Each device's `last_seq` is bumped under its row lock, taken in id order so concurrent batches
+ * never deadlock, and held until commit, so a device's seqs become visible in order (a reader that
+ * acked up to N can never later see a committed seq below N); events keep their order in
+ * `events` within a device. Devices deleted meanwhile are skipped. A message whose
+ * (sender device, client_message_id) exists already is skipped with its events (ON CONFLICT DO
+ * NOTHING), so one batch-mate's retry never fails the others.
  */
 export async function appendEvents(
-  trx: Q,
-  pending: PendingEvent[],
+  q: Q,
+  events: AppendEvent[],
   ttlDays: number,
-  /** The listener request's id, carried to the sender's logs. */
-  requestId: string | null = null,
-  /** Writes of the caller's that go into the same statement (CTEs named other than c/bumped/ins). */
-  also?: SqlPart,
-): Promise<number> {
-  if (!pending.length && !also) return 0;
-  const { sql, bindings } = appendEventsStatement(pending, ttlDays, requestId, also);
-  return (await prepared(trx, sql, bindings)).rowCount;
+  messages: NewMessage[] = [],
+): Promise<Appended> {
+  if (!events.length && !messages.length) return { outbox: [], inserted: new Set() };
+  const { sql, bindings, rest } = appendStatement(events, ttlDays, messages);
+  const { rows } = await prepared<{
+    id: string | null;
+    device_id: string | null;
+    seq: string | null;
+    event_id: string | null;
+    request_id: string | null;
+    created_at: Date | null;
+    address: string | null;
+    message_id: string | null;
+  }>(q, sql, bindings);
+  const inserted = new Set<string>();
+  const outbox: OutboxEntry[] = [];
+  for (const r of rows) {
+    if (r.message_id) inserted.add(r.message_id);
+    else if (r.id && r.device_id && r.seq && r.event_id && r.created_at) {
+      outbox.push({
+        id: r.id,
+        device_id: r.device_id,
+        seq: Number(r.seq),
+        event_id: r.event_id,
+        request_id: r.request_id,
+        created_at: r.created_at,
+        // The same text the statement stored (see `rest` below).
+        body: `{"id":"${r.event_id}","seq":${r.seq},${rest.get(r.event_id)}`,
+        address: r.address,
+      });
+    }
+  }
+  return { outbox, inserted };
 }
 
 /** The statement of appendEvents (also run directly by the bench's PostgreSQL ceiling). */
-export function appendEventsStatement(
-  pending: PendingEvent[],
+export function appendStatement(
+  events: AppendEvent[],
   ttlDays: number,
-  requestId: string | null,
-  also?: SqlPart,
-): SqlPart {
-  const counts = new Map<string, number>();
-  const cols = {
+  messages: NewMessage[] = [],
+): { sql: string; bindings: unknown[]; rest: Map<string, string> } {
+  const e = {
     device: [] as string[],
-    k: [] as number[],
     id: [] as string[],
     type: [] as string[],
     messageId: [] as (string | null)[],
     rest: [] as string[],
+    requestId: [] as (string | null)[],
+    gate: [] as (string | null)[],
   };
-  for (const p of pending) {
-    const k = (counts.get(p.device_id) ?? 0) + 1;
-    counts.set(p.device_id, k);
-    cols.device.push(p.device_id);
-    cols.k.push(k);
-    cols.id.push(randomUUID());
-    cols.type.push(p.event.type);
-    cols.messageId.push(p.event.message_id);
+  const rest = new Map<string, string>();
+  for (const p of events) {
+    // Time-ordered ids keep the inserts into their indexes local.
+    const id = uuidv7();
     // The stored body is `{"id":…,"seq":…,` + the rest of the event (key order of `Event`); the
     // seq only exists once the device row is locked, so the statement splices it in.
-    cols.rest.push(JSON.stringify(p.event).slice(1));
+    const tail = JSON.stringify(p.event).slice(1);
+    rest.set(id, tail);
+    e.device.push(p.device_id);
+    e.id.push(id);
+    e.type.push(p.event.type);
+    e.messageId.push(p.event.message_id);
+    e.rest.push(tail);
+    e.requestId.push(p.request_id);
+    e.gate.push(p.gate ?? null);
   }
-  const ids = [...counts.keys()];
-  // One statement (one round trip): bump each device's last_seq under its row lock, then insert
-  // the inbox rows with their seqs and one outbox row per event.
+  const recipients = messages.flatMap((m) => [...new Set(m.recipients)].map((u) => [m.id, u] as const));
   return {
-    sql: `WITH ${also ? `${also.sql},` : ''}
+    sql: `WITH
+     msg AS (
+       INSERT INTO messages (id, sender_user_id, sender_device_id, group_id, client_message_id, sent_at)
+       SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::uuid[], ?::text[], ?::timestamptz[])
+       ON CONFLICT (sender_device_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
+       RETURNING id),
+     rcp AS (
+       INSERT INTO message_recipients (message_id, user_id)
+       SELECT r.m, r.u FROM unnest(?::uuid[], ?::uuid[]) AS r(m, u) WHERE r.m IN (SELECT id FROM msg)),
+     e AS (
+       SELECT e.*, row_number() OVER (PARTITION BY e.device_id ORDER BY e.i) AS k
+         FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::uuid[], ?::text[], ?::text[], ?::uuid[])
+              WITH ORDINALITY AS e(device_id, event_id, type, message_id, rest, request_id, gate, i)
+        WHERE e.gate IS NULL OR e.gate IN (SELECT id FROM msg)),
      c AS (
-       SELECT id, n FROM unnest(?::uuid[], ?::int[]) AS c(id, n)),
+       SELECT device_id AS id, count(*) AS n FROM e GROUP BY device_id),
      bumped AS (
        UPDATE devices d SET last_seq = d.last_seq + c.n
          FROM c
         WHERE d.id = c.id
-          AND d.id IN (SELECT id FROM devices WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE)
-        RETURNING d.id, d.last_seq - c.n AS base),
+          AND d.id IN (SELECT id FROM devices WHERE id IN (SELECT id FROM c) ORDER BY id FOR UPDATE)
+        RETURNING d.id, d.last_seq - c.n AS base, d.user_address),
      ins AS (
        INSERT INTO inbox (device_id, seq, event_id, type, message_id, body, expires_at)
        SELECT e.device_id, b.base + e.k, e.event_id, e.type, e.message_id,
               '{"id":"' || e.event_id || '","seq":' || (b.base + e.k) || ',' || e.rest,
               now() + make_interval(days => ?)
-         FROM unnest(?::uuid[], ?::int[], ?::uuid[], ?::text[], ?::uuid[], ?::text[])
-              AS e(device_id, k, event_id, type, message_id, rest)
-         JOIN bumped b ON b.id = e.device_id
-       RETURNING device_id, seq, event_id)
-     INSERT INTO outbox (device_id, seq, event_id, request_id)
-     SELECT device_id, seq, event_id, ? FROM ins ORDER BY device_id, seq`,
+         FROM e JOIN bumped b ON b.id = e.device_id
+       RETURNING device_id, seq, event_id),
+     out AS (
+       INSERT INTO outbox (device_id, seq, event_id, request_id)
+       SELECT ins.device_id, ins.seq, ins.event_id, e.request_id
+         FROM ins JOIN e ON e.event_id = ins.event_id ORDER BY ins.device_id, ins.seq
+       RETURNING id, device_id, seq, event_id, request_id, created_at)
+     SELECT o.id, o.device_id, o.seq, o.event_id, o.request_id, o.created_at, b.user_address AS address,
+            NULL::uuid AS message_id
+       FROM out o JOIN bumped b ON b.id = o.device_id
+     UNION ALL
+     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, id FROM msg`,
     bindings: [
-      ...(also?.bindings ?? []),
-      ids,
-      ids.map((id) => counts.get(id) ?? 1),
-      ids,
+      messages.map((m) => m.id),
+      messages.map((m) => m.sender_user_id),
+      messages.map((m) => m.sender_device_id),
+      messages.map((m) => m.group_id),
+      messages.map((m) => m.client_message_id),
+      messages.map((m) => m.sent_at),
+      recipients.map((r) => r[0]),
+      recipients.map((r) => r[1]),
+      e.device,
+      e.id,
+      e.type,
+      e.messageId,
+      e.rest,
+      e.requestId,
+      e.gate,
       ttlDays,
-      cols.device,
-      cols.k,
-      cols.id,
-      cols.type,
-      cols.messageId,
-      cols.rest,
-      requestId,
     ],
+    rest,
   };
+}
+
+/** The same request id on every event (one request's writes). */
+export function fromRequest(events: PendingEvent[], requestId: string | null): AppendEvent[] {
+  return events.map((p) => ({ ...p, request_id: requestId }));
 }
 
 export interface InboxPage {
@@ -126,15 +223,25 @@ export async function ackInbox(q: Q, deviceId: string, upTo: number): Promise<nu
   return q('inbox').where({ device_id: deviceId }).andWhere('seq', '<=', upTo).delete();
 }
 
-/** Re-queues every pending event of a device for push, in seq order (resume, new address). */
-export async function requeueInbox(q: Q, deviceId: string, requestId: string | null = null): Promise<number> {
-  const { rowCount } = await q.raw<{ rowCount: number }>(
+/**
+ * Re-queues every pending event of a device for push, in seq order (resume, new address). The
+ * rows come back for the post-commit publish; the sender reads each body and the address at push time.
+ */
+export async function requeueInbox(
+  q: Q,
+  deviceId: string,
+  requestId: string | null = null,
+): Promise<OutboxEntry[]> {
+  const { rows } = await q.raw<{
+    rows: { id: string; device_id: string; seq: string; event_id: string; created_at: Date }[];
+  }>(
     `INSERT INTO outbox (device_id, seq, event_id, request_id)
      SELECT device_id, seq, event_id, ? FROM inbox
-      WHERE device_id = ? AND expires_at > now() ORDER BY seq`,
+      WHERE device_id = ? AND expires_at > now() ORDER BY seq
+     RETURNING id, device_id, seq, event_id, created_at`,
     [requestId, deviceId],
   );
-  return rowCount;
+  return rows.map((r) => ({ ...r, seq: Number(r.seq), request_id: requestId }));
 }
 
 export async function deleteExpiredInbox(q: Q): Promise<number> {

@@ -1,11 +1,4 @@
-import type { Q, Tx } from './index.ts';
-
-/** Records who a message was addressed to at send time (see migration 003). */
-export async function insertRecipients(trx: Tx, messageId: string, userIds: string[]): Promise<void> {
-  const unique = [...new Set(userIds)];
-  if (unique.length)
-    await trx('message_recipients').insert(unique.map((user_id) => ({ message_id: messageId, user_id })));
-}
+import type { Q } from './index.ts';
 
 export async function recipientsOf(q: Q, messageId: string): Promise<string[]> {
   const rows: { user_id: string }[] = await q('message_recipients')

@@ -1,4 +1,3 @@
-import type { SqlPart } from './inbox.ts';
 import type { Q } from './index.ts';
 
 export interface MessageRow {
@@ -12,46 +11,6 @@ export interface MessageRow {
   deleted_at: Date | null;
 }
 
-export async function insertMessage(
-  q: Q,
-  row: Pick<MessageRow, 'id' | 'sender_user_id' | 'sender_device_id' | 'group_id' | 'client_message_id'>,
-): Promise<Date> {
-  const [inserted] = await q('messages').insert(row).returning<{ sent_at: Date }[]>('sent_at');
-  if (!inserted) throw new Error('insert returned no row');
-  return inserted.sent_at;
-}
-
-/**
- * The message row and its recipients as CTEs (`message`, `recipients`) for appendEvents to run in
- * the same statement as the events: a direct send is then one round trip with no explicit
- * transaction. `sent_at` comes from the caller, because the events carry it.
- */
-export function messageInsert(
-  row: Pick<
-    MessageRow,
-    'id' | 'sender_user_id' | 'sender_device_id' | 'group_id' | 'client_message_id' | 'sent_at'
-  >,
-  recipientUserIds: string[],
-): SqlPart {
-  return {
-    sql: `message AS (
-       INSERT INTO messages (id, sender_user_id, sender_device_id, group_id, client_message_id, sent_at)
-       VALUES (?, ?, ?, ?, ?, ?)),
-     recipients AS (
-       INSERT INTO message_recipients (message_id, user_id) SELECT ?, unnest(?::uuid[]))`,
-    bindings: [
-      row.id,
-      row.sender_user_id,
-      row.sender_device_id,
-      row.group_id,
-      row.client_message_id,
-      row.sent_at,
-      row.id,
-      [...new Set(recipientUserIds)],
-    ],
-  };
-}
-
 /** A message sent earlier by this device with this client id, within the idempotency window. */
 export async function findByClientMessageId(
   q: Q,
@@ -63,6 +22,22 @@ export async function findByClientMessageId(
     .where({ sender_device_id: deviceId, client_message_id: clientMessageId })
     .andWhere('sent_at', '>', q.raw(`now() - interval '24 hours'`))
     .first();
+}
+
+/**
+ * Frees this device's client id when its message is past the 24 h window but not yet released
+ * by the cleanup job, so the id can be used again at once. True when one was freed.
+ */
+export async function releaseClientMessageId(
+  q: Q,
+  deviceId: string,
+  clientMessageId: string,
+): Promise<boolean> {
+  const n = await q('messages')
+    .where({ sender_device_id: deviceId, client_message_id: clientMessageId })
+    .andWhere('sent_at', '<=', q.raw(`now() - interval '24 hours'`))
+    .update({ client_message_id: null });
+  return n > 0;
 }
 
 /** Frees client ids older than the 24 h window so they may be reused. */

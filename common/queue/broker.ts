@@ -26,6 +26,8 @@ export interface Consumer {
 
 export interface Broker {
   topology: Topology;
+  /** Messages published so far (the `messenger_amqp_publishes_total` metric). */
+  readonly stats: { published: number };
   /**
    * Publishes through a confirm channel; resolves once RabbitMQ confirmed every message (and
    * routed the mandatory ones), rejects otherwise — then any subset may have been delivered.
@@ -122,12 +124,15 @@ export async function connectBroker(config: Config, log: Logger): Promise<Broker
     return opening;
   }
 
+  const stats = { published: 0 };
   return {
     topology: names,
+    stats,
 
     async publish(items, timeoutMs = 10_000) {
       if (!items.length) return;
       const ch = await confirmChannel();
+      stats.published += items.length;
       const confirms = items.map(
         (it) =>
           new Promise<void>((resolve, reject) => {

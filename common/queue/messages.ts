@@ -1,9 +1,11 @@
 import { z } from 'zod';
 
 /**
- * A delivery on `<prefix>.deliveries` (and its retry tiers): which inbox row to push. The event
- * body itself is read from the inbox at push time, so an event acked or expired meanwhile is
- * skipped and nothing secret ever sits in the broker.
+ * A delivery on `<prefix>.deliveries` (and its retry tiers): which inbox row to push. The first
+ * publish, made by the listener right after its commit, also carries the stored event body (the
+ * E2E ciphertext, never a key) and the device's push address as of that commit, so the first
+ * attempt needs no PostgreSQL read. Retries and the relay's sweep carry neither: the sender then
+ * reads the inbox at push time, so an event acked or expired meanwhile is skipped.
  */
 export const delivery = z.object({
   device_id: z.string(),
@@ -17,6 +19,10 @@ export const delivery = z.object({
   attempt: z.number().int().min(0),
   /** Not to be attempted before this time (ms since epoch); set on retries. */
   not_before: z.number().optional(),
+  /** The stored event JSON, on the first publish only. */
+  body: z.string().optional(),
+  /** The push address as of the commit (null: none), on the first publish only. */
+  address: z.string().nullable().optional(),
 });
 export type Delivery = z.infer<typeof delivery>;
 
@@ -32,7 +38,7 @@ export function parseDelivery(content: Buffer): Delivery | null {
 /**
  * LIVE STREAM CONTRACT (`<prefix>.live`, a durable topic exchange)
  *
- * For every outbox row it relays, the listener's outbox relay publishes one message:
+ * For the outbox rows of each device it relays in one batch, a listener publishes one message:
  *   routing key: the device_id (a UUID, so it never contains `.`);
  *   body: JSON `{"device_id": "<uuid>", "seq": <number>}`;
  *   non-persistent, no mandatory flag: when no stream is bound it is simply dropped.

@@ -1,83 +1,95 @@
+import type { OutboxEntry } from '../db/inbox.ts';
 import { type Db, prepared, quickTransaction } from '../db/index.ts';
 import type { Logger } from '../log.ts';
 import { every } from '../periodic.ts';
 import type { Broker, Publication } from './broker.ts';
 import type { Delivery, LiveSignal } from './messages.ts';
 
-interface OutboxRow {
-  id: string;
-  device_id: string;
-  seq: string;
-  event_id: string;
-  request_id: string | null;
-  created_at: Date;
-}
-
-export function publications(broker: Broker, rows: OutboxRow[]): Publication[] {
+/**
+ * The deliveries of these outbox rows, plus one live wake-up per device (its highest seq): a
+ * stream re-reads the inbox on a wake, so one per device and batch says everything.
+ */
+export function publications(broker: Broker, rows: OutboxEntry[]): Publication[] {
   const { deliveries, live } = broker.topology;
-  return rows.flatMap((r) => {
+  const wakes = new Map<string, number>();
+  const out: Publication[] = rows.map((r) => {
+    wakes.set(r.device_id, Math.max(wakes.get(r.device_id) ?? 0, r.seq));
     const d: Delivery = {
       device_id: r.device_id,
-      seq: Number(r.seq),
+      seq: r.seq,
       event_id: r.event_id,
       request_id: r.request_id,
       created_at: r.created_at.toISOString(),
       attempt: 0,
+      ...(r.body !== undefined && { body: r.body, address: r.address ?? null }),
     };
-    const signal: LiveSignal = { device_id: r.device_id, seq: Number(r.seq) };
-    return [
-      {
-        exchange: '',
-        routingKey: deliveries,
-        content: Buffer.from(JSON.stringify(d)),
-        options: {
-          persistent: true,
-          mandatory: true,
-          messageId: `${r.event_id}:${r.id}`,
-          contentType: 'application/json',
-        },
+    return {
+      exchange: '',
+      routingKey: deliveries,
+      content: Buffer.from(JSON.stringify(d)),
+      options: {
+        persistent: true,
+        mandatory: true,
+        messageId: `${r.event_id}:${r.id}`,
+        contentType: 'application/json',
       },
-      {
-        exchange: live,
-        routingKey: r.device_id,
-        content: Buffer.from(JSON.stringify(signal)),
-        options: { persistent: false, contentType: 'application/json' },
-      },
-    ];
+    };
   });
+  for (const [device_id, seq] of wakes) {
+    const signal: LiveSignal = { device_id, seq };
+    out.push({
+      exchange: live,
+      routingKey: device_id,
+      content: Buffer.from(JSON.stringify(signal)),
+      options: { persistent: false, contentType: 'application/json' },
+    });
+  }
+  return out;
 }
 
 /**
- * Moves one batch of outbox rows to RabbitMQ. The rows are claimed with SKIP LOCKED (several
- * listeners relay at once without waiting on each other) and deleted in the same transaction,
- * which commits only after the broker confirmed every message: a crash or a broker failure
- * rolls back and the rows stay for the next sweep (at-least-once; duplicates keep their event id).
+ * The sweep: moves one batch of outbox rows older than `minAgeMs` to RabbitMQ. Younger rows are
+ * being published by the listener that wrote them. Rows are claimed with SKIP LOCKED (several
+ * listeners sweep at once without waiting on each other) and deleted in the same transaction,
+ * which commits only after the broker confirmed every message: a crash or a broker failure rolls
+ * back and the rows stay for the next sweep (at-least-once; duplicates keep their event id).
  */
-export async function relayBatch(db: Db, broker: Broker, batchSize: number): Promise<number> {
+export async function relayBatch(db: Db, broker: Broker, batchSize: number, minAgeMs = 0): Promise<number> {
   return quickTransaction(db, async (conn) => {
-    const { rows } = await prepared<OutboxRow>(
+    const { rows } = await prepared<Omit<OutboxEntry, 'seq'> & { seq: string }>(
       conn,
       `DELETE FROM outbox WHERE id IN (
-         SELECT id FROM outbox ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
+         SELECT id FROM outbox WHERE created_at < now() - make_interval(secs => ?)
+          ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
        RETURNING id, device_id, seq, event_id, request_id, created_at`,
-      [batchSize],
+      [minAgeMs / 1000, batchSize],
     );
     if (!rows.length) return 0;
     rows.sort((a, b) => Number(a.id) - Number(b.id));
-    await broker.publish(publications(broker, rows));
+    await broker.publish(
+      publications(
+        broker,
+        rows.map((r) => ({ ...r, seq: Number(r.seq) })),
+      ),
+    );
     return rows.length;
   });
 }
 
 export interface OutboxRelay {
-  /** Relays soon: call after committing a transaction that wrote outbox rows. Bursts coalesce. */
-  kick(): void;
+  /**
+   * Publishes outbox rows that just committed, then deletes them once confirmed. Calls made while
+   * a publish is in flight are sent together as the next one (adaptive batching: no wait when
+   * idle). A failure leaves the rows to the sweep.
+   */
+  publish(rows: OutboxEntry[]): void;
   stop(): Promise<void>;
 }
 
 /**
- * Runs in every listener: an in-process kick right after commit keeps push latency low, and a
- * periodic sweep picks up what a kick missed (broker down, another process crashed mid-batch).
+ * Runs in every listener. The listener that committed publishes its own rows at once; a periodic
+ * sweep relays only leftovers (rows older than `sweepAgeMs`: the writer crashed, or the broker
+ * was down when it tried).
  */
 export function startOutboxRelay(opts: {
   db: Db;
@@ -85,55 +97,76 @@ export function startOutboxRelay(opts: {
   log: Logger;
   batchSize: number;
   sweepMs: number;
+  sweepAgeMs: number;
 }): OutboxRelay {
   const { db, broker, log, batchSize } = opts;
-  let running: Promise<void> | null = null;
-  let again = false;
   let stopped = false;
   let failures = 0;
 
-  async function drain(): Promise<void> {
-    for (;;) {
-      again = false;
-      const n = await relayBatch(db, broker, batchSize);
-      // A full batch means more may be waiting; a kick during the batch means new rows exist.
-      if (stopped || (n < batchSize && !again)) return;
+  const deleter = coalescing<string>(async (ids) => {
+    await prepared(db, 'DELETE FROM outbox WHERE id = ANY(?::bigint[])', [ids]);
+  });
+  const publisher = coalescing<OutboxEntry>(async (rows) => {
+    for (let i = 0; i < rows.length; i += batchSize) {
+      const chunk = rows.slice(i, i + batchSize);
+      await broker.publish(publications(broker, chunk));
+      deleter.add(chunk.map((r) => r.id));
+    }
+  });
+
+  async function sweep(): Promise<void> {
+    try {
+      // A full batch means more may be waiting.
+      while (!stopped && (await relayBatch(db, broker, batchSize, opts.sweepAgeMs)) === batchSize) {}
+      if (failures) log.info({ failures }, 'outbox relay recovered');
+      failures = 0;
+    } catch (err) {
+      // Logged once per outage, not once per sweep.
+      if (failures++ === 0) log.warn({ err }, 'outbox relay failed; rows stay for the next sweep');
     }
   }
 
-  function run(): Promise<void> {
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = drain()
-      .then(
-        () => {
-          if (failures) log.info({ failures }, 'outbox relay recovered');
-          failures = 0;
-        },
-        (err: unknown) => {
-          // Logged once per outage, not once per sweep.
-          if (failures++ === 0) log.warn({ err }, 'outbox relay failed; rows stay for the next sweep');
-        },
-      )
-      .finally(() => {
-        running = null;
-      });
-    return running;
-  }
-
-  const sweep = every(opts.sweepMs, 'outbox-relay', log, run);
+  const sweeper = every(opts.sweepMs, 'outbox-relay', log, sweep);
+  publisher.onError = deleter.onError = (err) => {
+    log.warn({ err }, 'outbox publish failed; the sweep relays the rows');
+  };
   return {
-    kick() {
-      if (stopped) return;
-      if (running) again = true;
-      else setImmediate(() => void run());
+    publish(rows) {
+      if (!stopped && rows.length) publisher.add(rows);
     },
     async stop() {
       stopped = true;
-      await sweep.stop();
-      await running;
+      await sweeper.stop();
+      await publisher.idle();
+      await deleter.idle();
     },
   };
+}
+
+/**
+ * Runs `work` on everything added, one run at a time: items added during a run make up the next
+ * one. Nothing waits when idle (the first item runs on the next tick).
+ */
+function coalescing<T>(work: (items: T[]) => Promise<void>) {
+  let queue: T[] = [];
+  let running: Promise<void> | null = null;
+  const self = {
+    onError: (_err: unknown): void => {},
+    add(items: T[]) {
+      for (const it of items) queue.push(it);
+      if (!running) running = new Promise<void>((resolve) => setImmediate(resolve)).then(drain);
+    },
+    async idle() {
+      while (running) await running;
+    },
+  };
+  async function drain(): Promise<void> {
+    while (queue.length) {
+      const batch = queue;
+      queue = [];
+      await work(batch).catch((err: unknown) => self.onError(err));
+    }
+    running = null;
+  }
+  return self;
 }

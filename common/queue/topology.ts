@@ -14,6 +14,9 @@ import type { Config } from '../config.ts';
  * - `<prefix>.parking`: dead deliveries (retry window exhausted, address refused), kept for
  *   operators; nothing consumes it. The event itself stays in the inbox for pull.
  * - `<prefix>.live`: topic exchange, see the LIVE STREAM CONTRACT in ./messages.ts.
+ * - `<prefix>.invalidations`: fanout exchange; a listener that changed a user's sessions or
+ *   devices publishes `{"user_id"}` there, and every listener's live queue is bound to it, so each
+ *   drops what it cached about that user (see listener/auth-cache.ts).
  *
  * Queue type comes from AMQP_QUEUE_TYPE: quorum queues replicate over a RabbitMQ cluster;
  * classic queues are allowed for a single small node.
@@ -22,6 +25,7 @@ export interface Topology {
   deliveries: string;
   parking: string;
   live: string;
+  invalidations: string;
   /** Delay tiers in ms, ascending. */
   tiers: number[];
   retryQueue(tierMs: number): string;
@@ -41,6 +45,7 @@ export function topology(config: Config): Topology {
     deliveries: `${p}.deliveries`,
     parking: `${p}.parking`,
     live: `${p}.live`,
+    invalidations: `${p}.invalidations`,
     tiers: retryTiers(
       config.SENDER_RETRY_BASE_MS,
       Math.max(config.SENDER_RETRY_BASE_MS, config.SENDER_RETRY_MAX_MS),
@@ -76,6 +81,7 @@ export async function declareTopology(ch: Channel, config: Config): Promise<Topo
     });
   }
   await ch.assertExchange(t.live, 'topic', { durable: true });
+  await ch.assertExchange(t.invalidations, 'fanout', { durable: true });
   return t;
 }
 
@@ -84,4 +90,5 @@ export async function deleteTopology(ch: Channel, config: Config): Promise<void>
   const t = topology(config);
   for (const q of [t.deliveries, t.parking, ...t.tiers.map(t.retryQueue)]) await ch.deleteQueue(q);
   await ch.deleteExchange(t.live);
+  await ch.deleteExchange(t.invalidations);
 }

@@ -21,19 +21,34 @@ export async function identify(
 ): Promise<Identity | null> {
   if (!token) return null;
   const tokenHash = hashToken(token);
-  const s = await findSession(deps.db, tokenHash);
-  if (!s) return null;
-  if (Date.now() - s.last_active_at.getTime() > TOUCH_INTERVAL_MS) {
-    await touchDevice(deps.db, s.device_id, client.ip, client.userAgent);
-    await extendSession(deps.db, tokenHash, deps.config.SESSION_TTL_DAYS);
+  const key = tokenHash.toString('base64');
+  const { cache, db, config } = deps;
+  let s = cache.session(key);
+  if (!s) {
+    const mark = cache.mark();
+    const row = await findSession(db, tokenHash);
+    if (!row) return null;
+    s = {
+      identity: {
+        userId: row.user_id,
+        username: row.username,
+        deviceId: row.device_id,
+        publicKey: row.public_key,
+        tokenHash,
+      },
+      expiresAt: row.expires_at.getTime(),
+      lastActiveAt: row.last_active_at.getTime(),
+    };
+    cache.putSession(mark, key, s);
   }
-  return {
-    userId: s.user_id,
-    username: s.username,
-    deviceId: s.device_id,
-    publicKey: s.public_key,
-    tokenHash,
-  };
+  const now = Date.now();
+  if (now - s.lastActiveAt > TOUCH_INTERVAL_MS) {
+    s.lastActiveAt = now;
+    s.expiresAt = now + config.SESSION_TTL_DAYS * 86_400_000;
+    await touchDevice(db, s.identity.deviceId, client.ip, client.userAgent);
+    await extendSession(db, tokenHash, config.SESSION_TTL_DAYS);
+  }
+  return s.identity;
 }
 
 export async function authenticate(ctx: Ctx): Promise<Identity> {

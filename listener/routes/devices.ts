@@ -9,6 +9,7 @@ import { requeueInbox } from '../../common/db/inbox.ts';
 import { notFound } from '../../common/errors.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
+import { withEvents } from '../messaging/append.ts';
 
 const device = z
   .object({
@@ -66,14 +67,13 @@ export const deviceRoutes = [
     },
     async handle(ctx, { body }) {
       const { deviceId, userId } = ctx.state.auth;
-      const requeued = await ctx.deps.db.transaction(async (trx) => {
+      await withEvents(ctx, async (trx, _append, wrote) => {
         await updateDevice(trx, deviceId, {
           ...(body.name !== undefined && { name: body.name }),
           ...(body.user_address !== undefined && { user_address: body.user_address }),
         });
-        return body.user_address ? requeueInbox(trx, deviceId, ctx.state.requestId) : 0;
+        if (body.user_address) wrote(await requeueInbox(trx, deviceId, ctx.state.requestId));
       });
-      if (requeued) ctx.deps.outboxWritten();
       const row = (await listDevicesWithSessions(ctx.deps.db, userId)).find((d) => d.id === deviceId);
       if (!row) throw notFound('no such device');
       ctx.body = present(ctx, row);
@@ -91,6 +91,7 @@ export const deviceRoutes = [
       if (!(await deleteDevice(ctx.deps.db, ctx.state.auth.userId, params.device_id))) {
         throw notFound('no such device');
       }
+      await ctx.deps.cache.revoke(ctx.state.auth.userId);
       ctx.status = 204;
     },
   }),

@@ -1,24 +1,18 @@
 import { z } from 'zod';
 import { addMembers, deleteGroup, lockGroup, removeMember } from '../../common/db/groups.ts';
-import { appendEvents } from '../../common/db/inbox.ts';
 import type { Tx } from '../../common/db/index.ts';
 import { findUserByUsername } from '../../common/db/users.ts';
 import { conflict, forbidden, notFound } from '../../common/errors.ts';
 import type { Ctx } from '../http/route.ts';
 import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
+import { type Append, withEvents } from '../messaging/append.ts';
 import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
 import { MAX_GROUP_MEMBERS } from './groups.ts';
 
 /** Tells every device of `users` (members before and after the change) that the group changed. */
-async function announce(ctx: Ctx, trx: Tx, groupId: string, users: string[]): Promise<void> {
-  const devices = await devicesOf(trx, users);
-  await appendEvents(
-    trx,
-    fanOut(devices, groupUpdated(ctx.state.auth, groupId)),
-    ctx.deps.config.INBOX_TTL_DAYS,
-    ctx.state.requestId,
-  );
+async function announce(ctx: Ctx, trx: Tx, append: Append, groupId: string, users: string[]): Promise<void> {
+  await append(fanOut(await devicesOf(trx, users), groupUpdated(ctx.state.auth, groupId)));
 }
 
 /** The group locked for a membership change, or 404 for strangers to a private group. */
@@ -46,20 +40,18 @@ export const groupMemberRoutes = [
     },
     async handle(ctx, { params, body }) {
       const me = ctx.state.auth.userId;
-      const changed = await ctx.deps.db.transaction(async (trx) => {
+      await withEvents(ctx, async (trx, append) => {
         const group = await lockVisible(ctx, trx, params.group_id);
         const user = await findUserByUsername(trx, body.username);
         const joiningPublic = group.is_public && user?.id === me;
         if (group.owner !== me && !joiningPublic) throw forbidden('only the group owner adds members');
         if (!user) throw notFound('no such user');
-        if (group.members.includes(user.id)) return false;
+        if (group.members.includes(user.id)) return;
         if (group.members.length >= MAX_GROUP_MEMBERS)
           throw conflict('group_full', `a group has at most ${MAX_GROUP_MEMBERS} members`);
         await addMembers(trx, group.id, [user.id]);
-        await announce(ctx, trx, group.id, [...group.members, user.id]);
-        return true;
+        await announce(ctx, trx, append, group.id, [...group.members, user.id]);
       });
-      if (changed) ctx.deps.outboxWritten();
       ctx.status = 204;
     },
   }),
@@ -78,16 +70,15 @@ export const groupMemberRoutes = [
     },
     async handle(ctx, { params }) {
       const me = ctx.state.auth.userId;
-      await ctx.deps.db.transaction(async (trx) => {
+      await withEvents(ctx, async (trx, append) => {
         const group = await lockVisible(ctx, trx, params.group_id);
         if (params.user_id !== me && group.owner !== me) {
           throw group.isMember ? forbidden('only the group owner removes members') : notFound('not a member');
         }
         if (!(await removeMember(trx, group.id, params.user_id))) throw notFound('not a member');
-        await announce(ctx, trx, group.id, group.members);
+        await announce(ctx, trx, append, group.id, group.members);
         if (group.members.length === 1) await deleteGroup(trx, group.id);
       });
-      ctx.deps.outboxWritten();
       ctx.status = 204;
     },
   }),

@@ -11,11 +11,11 @@ import {
   type PublicCursor,
   searchPublicGroups,
 } from '../../common/db/groups.ts';
-import { appendEvents } from '../../common/db/inbox.ts';
 import { findUsersByUsernames } from '../../common/db/users.ts';
 import { notFound } from '../../common/errors.ts';
 import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
+import { withEvents } from '../messaging/append.ts';
 import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
 
 /** One message must fit in MAX_ENVELOPES envelopes, so groups stay well below that in members. */
@@ -107,7 +107,7 @@ export const groupRoutes = [
     },
     async handle(ctx, { body }) {
       const { auth } = ctx.state;
-      const { db, config } = ctx.deps;
+      const { db } = ctx.deps;
       const names = [...new Set(body.members)];
       const found = await findUsersByUsernames(db, names);
       const missing = names.filter((n) => !found.some((u) => u.username === n));
@@ -115,18 +115,11 @@ export const groupRoutes = [
       const byName = new Map(found.map((u) => [u.username, u.id]));
       const members = [auth.userId, ...names.flatMap((n) => byName.get(n) ?? [])];
       const id = randomUUID();
-      await db.transaction(async (trx) => {
+      await withEvents(ctx, async (trx, append) => {
         await insertGroup(trx, { id, name: body.name, is_public: body.is_public ?? false });
         await addMembers(trx, id, members);
-        const devices = await devicesOf(trx, members);
-        await appendEvents(
-          trx,
-          fanOut(devices, groupUpdated(auth, id)),
-          config.INBOX_TTL_DAYS,
-          ctx.state.requestId,
-        );
+        await append(fanOut(await devicesOf(trx, members), groupUpdated(auth, id)));
       });
-      ctx.deps.outboxWritten();
       ctx.state.log.info({ group_id: id, members: new Set(members).size }, 'group created');
       ctx.status = 201;
       ctx.body = { group_id: id };

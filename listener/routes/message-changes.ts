@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { filesOfMessage, unlinkFiles } from '../../common/db/files.ts';
 import { lockGroup } from '../../common/db/groups.ts';
-import { appendEvents } from '../../common/db/inbox.ts';
 import type { Tx } from '../../common/db/index.ts';
 import {
   dropUndeliveredCopies,
@@ -15,6 +14,7 @@ import type { MessageRow } from '../../common/db/messages.ts';
 import { notFound } from '../../common/errors.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
+import { withEvents } from '../messaging/append.ts';
 import { checkCoverage } from '../messaging/coverage.ts';
 import { devicesOf, fanOut, sender } from '../messaging/events.ts';
 import { envelopes } from './messages.ts';
@@ -48,7 +48,7 @@ export const messageChangeRoutes = [
     },
     async handle(ctx, { params, body }) {
       const { auth } = ctx.state;
-      const result = await ctx.deps.db.transaction(async (trx) => {
+      const result = await withEvents(ctx, async (trx, append) => {
         const m = await lockOwnMessage(ctx, trx, params.message_id);
         let recipients: string[];
         if (m.group_id) {
@@ -76,10 +76,9 @@ export const messageChangeRoutes = [
             file_ids: fileIds,
           },
         }));
-        await appendEvents(trx, events, ctx.deps.config.INBOX_TTL_DAYS, ctx.state.requestId);
+        await append(events);
         return { message_id: m.id, sent_at: m.sent_at.toISOString(), edited_at: editedAt };
       });
-      ctx.deps.outboxWritten();
       ctx.state.log.info({ msg_id: result.message_id, devices: body.envelopes.length }, 'message edited');
       ctx.body = result;
     },
@@ -98,7 +97,7 @@ export const messageChangeRoutes = [
     },
     async handle(ctx, { params }) {
       const { auth } = ctx.state;
-      await ctx.deps.db.transaction(async (trx) => {
+      await withEvents(ctx, async (trx, append) => {
         const m = await lockOwnMessage(ctx, trx, params.message_id);
         await markDeleted(trx, m.id);
         const dropped = await dropUndeliveredCopies(trx, m.id);
@@ -121,10 +120,9 @@ export const messageChangeRoutes = [
           ciphertext: null,
           file_ids: [],
         };
-        await appendEvents(trx, fanOut(devices, event), ctx.deps.config.INBOX_TTL_DAYS, ctx.state.requestId);
+        await append(fanOut(devices, event));
         ctx.state.log.info({ msg_id: m.id, dropped }, 'message deleted');
       });
-      ctx.deps.outboxWritten();
       ctx.status = 204;
     },
   }),
@@ -147,7 +145,7 @@ export const messageChangeRoutes = [
       const m = await findMessage(db, params.message_id);
       if (!m || m.deleted_at || !(await isRecipient(db, m.id, auth.userId)))
         throw notFound('no such message');
-      await db.transaction(async (trx) => {
+      await withEvents(ctx, async (trx, append) => {
         const devices = await devicesOf(trx, [m.sender_user_id], auth.deviceId);
         const event = {
           type: 'receipt' as const,
@@ -160,9 +158,8 @@ export const messageChangeRoutes = [
           file_ids: [],
           receipt: body.type,
         };
-        await appendEvents(trx, fanOut(devices, event), ctx.deps.config.INBOX_TTL_DAYS, ctx.state.requestId);
+        await append(fanOut(devices, event));
       });
-      ctx.deps.outboxWritten();
       ctx.status = 204;
     },
   }),

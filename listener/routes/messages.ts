@@ -1,17 +1,23 @@
-import { randomUUID } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { deviceKeysByUsername } from '../../common/db/devices.ts';
 import { linkFiles, lockOwnFiles } from '../../common/db/files.ts';
 import { lockGroup } from '../../common/db/groups.ts';
-import { ackInbox, appendEvents, readInbox } from '../../common/db/inbox.ts';
-import { isUniqueViolation, type Q } from '../../common/db/index.ts';
-import { findByClientMessageId, messageInsert } from '../../common/db/messages.ts';
-import { notFound } from '../../common/errors.ts';
-import type { PendingEvent } from '../../common/events.ts';
+import {
+  type AppendEvent,
+  ackInbox,
+  appendEvents,
+  type NewMessage,
+  readInbox,
+} from '../../common/db/inbox.ts';
+import { findByClientMessageId, releaseClientMessageId } from '../../common/db/messages.ts';
+import { AppError, notFound, unavailable } from '../../common/errors.ts';
 import { eventPage } from '../http/event-schemas.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 import { checkCoverage, checkCoverageOf, type Envelope } from '../messaging/coverage.ts';
+import { directDirectory } from '../messaging/directory.ts';
+import { sender } from '../messaging/events.ts';
 
 export const MAX_ENVELOPES = 1000;
 export const MAX_CIPHERTEXT_BYTES = 64 * 1024;
@@ -43,6 +49,8 @@ const sendBody = z
     path: ['to'],
   });
 
+type SendBody = z.output<typeof sendBody>;
+
 const sent = z.object({ message_id: s.id, sent_at: s.timestamp }).meta({ id: 'Sent' });
 
 /** The event each receiving device gets, carrying the envelope encrypted for it. */
@@ -50,11 +58,12 @@ export function messageEvents(
   ctx: Ctx,
   m: { id: string; group_id: string | null; sent_at: string; file_ids: string[] },
   list: Envelope[],
-): PendingEvent[] {
-  const { userId, username, deviceId, publicKey } = ctx.state.auth;
-  const from = { user_id: userId, username, device_id: deviceId, public_key: publicKey };
+): AppendEvent[] {
+  const from = sender(ctx.state.auth);
   return list.map((e) => ({
     device_id: e.device_id,
+    request_id: ctx.state.requestId,
+    gate: m.id,
     event: {
       type: 'message',
       message_id: m.id,
@@ -76,6 +85,59 @@ async function replay(ctx: Ctx, clientMessageId: string): Promise<boolean> {
   return true;
 }
 
+/**
+ * Stores a send: a direct one without files through the listener's group commit, with its
+ * device directory from the cache; a group send or one with files in its own transaction, which
+ * locks the group (a member removed concurrently either gets this message or cannot send) and the
+ * files. Returns whether the message was stored (false: its client_message_id is taken).
+ */
+async function store(ctx: Ctx, body: SendBody, id: string, sentAt: Date): Promise<boolean> {
+  const { auth } = ctx.state;
+  const { db, config } = ctx.deps;
+  const groupId = body.group_id ?? null;
+  const fileIds = body.file_ids ?? [];
+  const message = (recipients: string[]): NewMessage => ({
+    id,
+    sender_user_id: auth.userId,
+    sender_device_id: auth.deviceId,
+    group_id: groupId,
+    client_message_id: body.client_message_id ?? null,
+    sent_at: sentAt,
+    recipients,
+  });
+  const events = messageEvents(
+    ctx,
+    { id, group_id: groupId, sent_at: sentAt.toISOString(), file_ids: fileIds },
+    body.envelopes,
+  );
+  if (!groupId && !fileIds.length) {
+    const found = await directDirectory(db, ctx.deps.cache, body.to ?? '', auth.userId);
+    if (!found) throw notFound('no such user');
+    checkCoverageOf(found.byUser, auth, body.envelopes);
+    return (await ctx.deps.sends({ message: message([found.userId]), events })) === 'stored';
+  }
+  const done = await db.transaction(async (trx) => {
+    let recipients: string[];
+    if (groupId) {
+      const group = await lockGroup(trx, groupId, 'share');
+      if (!group?.members.includes(auth.userId)) throw notFound('no such group');
+      await checkCoverage(trx, group.members, auth, body.envelopes);
+      recipients = group.members.filter((u) => u !== auth.userId);
+    } else {
+      const found = await deviceKeysByUsername(trx, body.to ?? '', auth.userId);
+      if (!found) throw notFound('no such user');
+      checkCoverageOf(found.byUser, auth, body.envelopes);
+      recipients = [found.userId];
+    }
+    if (!(await lockOwnFiles(trx, auth.userId, fileIds))) throw notFound('no such file');
+    const appended = await appendEvents(trx, events, config.INBOX_TTL_DAYS, [message(recipients)]);
+    if (appended.inserted.has(id)) await linkFiles(trx, id, fileIds);
+    return appended;
+  });
+  ctx.deps.outboxWritten(done.outbox);
+  return done.inserted.has(id);
+}
+
 export const messageRoutes = [
   route({
     method: 'post',
@@ -94,73 +156,35 @@ export const messageRoutes = [
       },
     },
     async handle(ctx, { body }) {
-      const { auth } = ctx.state;
-      const { db, config } = ctx.deps;
-      if (body.client_message_id && (await replay(ctx, body.client_message_id))) return;
-      const groupId = body.group_id ?? null;
-      const fileIds = body.file_ids ?? [];
-      let recipients: string[] = [];
-      if (!groupId) {
-        // The recipient and both users' device directories in one query.
-        const found = await deviceKeysByUsername(db, body.to ?? '', auth.userId);
-        if (!found) throw notFound('no such user');
-        checkCoverageOf(found.byUser, auth, body.envelopes);
-        recipients = [found.userId];
-      }
-      const id = randomUUID();
-      const sentAt = new Date();
-      // Message, recipients, inbox and outbox rows in one statement: a direct message without
-      // files needs no explicit transaction (BEGIN/COMMIT would double its round trips).
-      const store = (q: Q) =>
-        appendEvents(
-          q,
-          messageEvents(
-            ctx,
-            { id, group_id: groupId, sent_at: sentAt.toISOString(), file_ids: fileIds },
-            body.envelopes,
-          ),
-          config.INBOX_TTL_DAYS,
-          ctx.state.requestId,
-          messageInsert(
-            {
-              id,
-              sender_user_id: auth.userId,
-              sender_device_id: auth.deviceId,
-              group_id: groupId,
-              client_message_id: body.client_message_id ?? null,
-              sent_at: sentAt,
-            },
-            recipients,
-          ),
-        );
-      try {
-        if (!groupId && !fileIds.length) await store(db);
-        else {
-          await db.transaction(async (trx) => {
-            if (groupId) {
-              // Locked until commit: a member removed concurrently either gets this message or cannot send.
-              const group = await lockGroup(trx, groupId, 'share');
-              if (!group?.members.includes(auth.userId)) throw notFound('no such group');
-              await checkCoverage(trx, group.members, auth, body.envelopes);
-              recipients = group.members.filter((u) => u !== auth.userId);
-            }
-            if (!(await lockOwnFiles(trx, auth.userId, fileIds))) throw notFound('no such file');
-            await store(trx);
-            await linkFiles(trx, id, fileIds);
-          });
+      const cmid = body.client_message_id;
+      // A reused client_message_id is a replay, or (past its 24 h window, before the cleanup job
+      // freed it) free to use again.
+      for (let attempt = 1; ; attempt++) {
+        const id = uuidv7();
+        const sentAt = new Date();
+        let stored: boolean;
+        try {
+          stored = await store(ctx, body, id, sentAt);
+        } catch (err) {
+          // A retry after the recipients' devices changed still answers with the original.
+          if (cmid && err instanceof AppError && err.status < 500 && (await replay(ctx, cmid))) return;
+          throw err;
         }
-      } catch (err) {
-        // A concurrent retry with the same client_message_id won the race: answer as a replay.
-        if (body.client_message_id && isUniqueViolation(err, 'messages_idempotency')) {
-          if (await replay(ctx, body.client_message_id)) return;
+        if (stored) {
+          ctx.state.log.debug({ msg_id: id, devices: body.envelopes.length }, 'message accepted');
+          ctx.deps.metrics.messagesAccepted.inc({ kind: body.group_id ? 'group' : 'direct' });
+          ctx.status = 201;
+          ctx.body = { message_id: id, sent_at: sentAt.toISOString() };
+          return;
         }
-        throw err;
+        if (!cmid) throw new Error('a send without client_message_id was not stored');
+        if (await replay(ctx, cmid)) return;
+        const freed = await releaseClientMessageId(ctx.deps.db, ctx.state.auth.deviceId, cmid);
+        // Freed by the cleanup job meanwhile, or by us: store again. A race that keeps losing is
+        // "nothing was done, retry" (its retry answers with whichever send won).
+        if (!freed && attempt >= 3)
+          throw unavailable('client_message_id is in use by a concurrent send; retry');
       }
-      ctx.deps.outboxWritten();
-      ctx.state.log.info({ msg_id: id, devices: body.envelopes.length }, 'message accepted');
-      ctx.deps.metrics.messagesAccepted.inc({ kind: groupId ? 'group' : 'direct' });
-      ctx.status = 201;
-      ctx.body = { message_id: id, sent_at: sentAt.toISOString() };
     },
   }),
   route({

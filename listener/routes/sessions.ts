@@ -10,6 +10,7 @@ import { findUserByUsername, lockUser } from '../../common/db/users.ts';
 import { AppError, conflict, notFound, rateLimited } from '../../common/errors.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
+import { withEvents } from '../messaging/append.ts';
 
 const invalidCredentials = () => new AppError(401, 'invalid_credentials', 'wrong username or password');
 
@@ -64,12 +65,11 @@ export const sessionRoutes = [
     },
     async handle(ctx, { body }) {
       const user = await checkCredentials(ctx, body.username, body.password);
-      const { db, config } = ctx.deps;
+      const { config } = ctx.deps;
       const token = newToken();
       const deviceId = body.device_id ?? randomUUID();
       const client = { last_ip: ctx.state.clientIp, user_agent: ctx.get('user-agent').slice(0, 512) || null };
-      let requeued = 0;
-      const expiresAt = await db.transaction(async (trx) => {
+      const expiresAt = await withEvents(ctx, async (trx, _append, wrote) => {
         // The account may be deleted while this login runs: then the credentials no longer hold.
         if (!(await lockUser(trx, user.id))) throw invalidCredentials();
         if (body.device_id) {
@@ -84,7 +84,7 @@ export const sessionRoutes = [
           });
           // Everything queued while the device was away goes out again now that it is back.
           if (body.user_address ?? device.user_address)
-            requeued = await requeueInbox(trx, deviceId, ctx.state.requestId);
+            wrote(await requeueInbox(trx, deviceId, ctx.state.requestId));
         } else {
           await insertDevice(trx, {
             id: deviceId,
@@ -102,7 +102,8 @@ export const sessionRoutes = [
           ttlDays: config.SESSION_TTL_DAYS,
         });
       });
-      if (requeued) ctx.deps.outboxWritten();
+      // A new device changes the user's directory; a resumed one's old token ends: on every listener.
+      await ctx.deps.cache.revoke(user.id);
       ctx.state.log.info({ user_id: user.id, device_id: deviceId, resumed: !!body.device_id }, 'login');
       ctx.body = { user_id: user.id, device_id: deviceId, token, expires_at: expiresAt.toISOString() };
     },
@@ -121,6 +122,7 @@ export const sessionRoutes = [
         await updateDevice(trx, deviceId, { user_address: null });
         await endSession(trx, deviceId);
       });
+      await ctx.deps.cache.revoke(ctx.state.auth.userId);
       ctx.status = 204;
     },
   }),

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
 import { deviceKeysByUser } from '../../common/db/devices.ts';
-import { appendEvents } from '../../common/db/inbox.ts';
 import { isUniqueViolation } from '../../common/db/index.ts';
 import { clearLoginFailures, loginLockedFor, recordLoginFailure } from '../../common/db/login-failures.ts';
 import { endOtherSessions } from '../../common/db/sessions.ts';
@@ -17,6 +16,7 @@ import {
 import { badRequest, conflict, forbidden, notFound, rateLimited, unauthorized } from '../../common/errors.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
+import { withEvents } from '../messaging/append.ts';
 import { fanOut, groupUpdated } from '../messaging/events.ts';
 
 const directoryEntry = z
@@ -177,6 +177,8 @@ export const userRoutes = [
         });
         if (password_hash) await endOtherSessions(trx, user.id, ctx.state.auth.deviceId);
       });
+      // The other sessions end on every listener before this answers.
+      if (password_hash) await ctx.deps.cache.revoke(user.id);
       ctx.body = presentProfile(await me(ctx));
     },
   }),
@@ -195,7 +197,7 @@ export const userRoutes = [
     },
     async handle(ctx, { body }) {
       const user = await requirePassword(ctx, body.password);
-      const announced = await ctx.deps.db.transaction(async (trx) => {
+      await withEvents(ctx, async (trx, append) => {
         const groups = await deleteUser(trx, user.id);
         // The remaining members of each group learn that its membership changed, as when one leaves.
         const devices = await deviceKeysByUser(trx, [...new Set(groups.flatMap((g) => g.members))]);
@@ -205,9 +207,9 @@ export const userRoutes = [
             groupUpdated(ctx.state.auth, g.groupId),
           ),
         );
-        return appendEvents(trx, events, ctx.deps.config.INBOX_TTL_DAYS, ctx.state.requestId);
+        await append(events);
       });
-      if (announced) ctx.deps.outboxWritten();
+      await ctx.deps.cache.revoke(user.id);
       ctx.status = 204;
     },
   }),

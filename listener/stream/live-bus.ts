@@ -1,4 +1,4 @@
-import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
+import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from '../../common/log.ts';
 
 const RETRY_MIN_MS = 250;
@@ -13,6 +13,8 @@ export interface LiveBusOptions {
   url: string;
   /** The live topic exchange (`topology(config).live`); see the contract in common/queue/messages.ts. */
   exchange: string;
+  /** The fanout exchange of cache invalidations (`topology(config).invalidations`). */
+  invalidations: string;
   /** Shown by the broker (`rabbitmqctl list_connections client_properties`), e.g. `live host:pid`. */
   name: string;
   log: Logger;
@@ -20,6 +22,10 @@ export interface LiveBusOptions {
   onWake(deviceId: string): void;
   /** (Re)connected and re-bound: wakes sent while we were away are lost, so every socket re-reads. */
   onConnected(): void;
+  /** The connection is gone: invalidations may be missed from now on. */
+  onDisconnected(): void;
+  /** Another listener (or this one) changed this user's sessions or devices. */
+  onInvalidate(userId: string): void;
 }
 
 /**
@@ -34,7 +40,7 @@ export class LiveBus {
   /** Sockets per device on this listener; a device is bound while its count is positive. */
   private readonly devices = new Map<string, number>();
   private model: ChannelModel | undefined;
-  private channel: Channel | undefined;
+  private channel: ConfirmChannel | undefined;
   private queue: string | undefined;
   private closed = false;
   private connecting = false;
@@ -73,6 +79,20 @@ export class LiveBus {
     if (n === 1) void this.bind(deviceId, false);
   }
 
+  /**
+   * Tells every listener (this one included) to drop what it cached about this user; resolves once
+   * the broker routed it to every bound queue (a confirm). Throws while disconnected.
+   */
+  async announce(userId: string): Promise<void> {
+    const { channel } = this;
+    if (!channel) throw new Error('live bus is not connected');
+    channel.publish(this.opts.invalidations, '', Buffer.from(JSON.stringify({ user_id: userId })), {
+      persistent: false,
+      contentType: 'application/json',
+    });
+    await channel.waitForConfirms();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
@@ -108,11 +128,13 @@ export class LiveBus {
       const m = model;
       m.on('error', () => {}); // 'close' follows and carries the handling
       m.on('close', () => this.drop(m));
-      const channel = await m.createChannel();
+      const channel = await m.createConfirmChannel();
       channel.on('error', () => {});
       channel.on('close', () => this.drop(m));
       await channel.assertExchange(this.opts.exchange, 'topic', { durable: true });
+      await channel.assertExchange(this.opts.invalidations, 'fanout', { durable: true });
       const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+      await channel.bindQueue(queue, this.opts.invalidations, '');
       await channel.consume(queue, (msg) => this.deliver(msg), { noAck: true });
       if (this.closed) throw new Error('closed');
       this.model = m;
@@ -137,6 +159,7 @@ export class LiveBus {
       this.model = undefined;
       this.channel = undefined;
       this.queue = undefined;
+      this.opts.onDisconnected();
     } else if (this.model !== undefined) {
       return; // a stale connection; the current one is healthy
     }
@@ -150,6 +173,13 @@ export class LiveBus {
 
   private deliver(msg: ConsumeMessage | null): void {
     if (!msg) return; // consumer cancelled: the channel closes and we reconnect
+    if (msg.fields.exchange === this.opts.invalidations) {
+      try {
+        const { user_id } = JSON.parse(msg.content.toString()) as { user_id?: unknown };
+        if (typeof user_id === 'string') this.opts.onInvalidate(user_id);
+      } catch {}
+      return;
+    }
     let deviceId = msg.fields.routingKey;
     try {
       const body = JSON.parse(msg.content.toString()) as { device_id?: unknown };

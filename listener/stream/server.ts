@@ -53,16 +53,43 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
   const bus = new LiveBus({
     url: config.AMQP_URL,
     exchange: topology(config).live,
+    invalidations: topology(config).invalidations,
     name: `live ${config.INSTANCE_ID}`,
     log,
     onWake: (deviceId) => {
       for (const c of byDevice.get(deviceId) ?? []) c.wake();
     },
     onConnected: () => {
+      deps.cache.setLive(true);
       for (const c of all) c.wake();
     },
+    onDisconnected: () => deps.cache.setLive(false),
+    onInvalidate: (userId) => {
+      deps.cache.invalidate(userId);
+      void endRevoked(userId).catch((err: unknown) => log.warn({ err }, 'revoked streams not checked'));
+    },
   });
+  deps.cache.announce = (userId) =>
+    bus.announce(userId).catch((err: unknown) => {
+      // Listeners still subscribed keep what they cached until AUTH_CACHE_TTL_MS.
+      log.warn({ err, user_id: userId }, 'cache invalidation not broadcast');
+    });
   bus.start();
+
+  /** A user's sessions changed somewhere: close at once this user's streams whose session ended. */
+  async function endRevoked(userId: string): Promise<void> {
+    const mine = [...all].filter((c) => c.open && c.identity?.userId === userId);
+    if (!mine.length) return;
+    const live = await liveTokenHashes(
+      db,
+      mine.map((c) => c.identity?.tokenHash ?? Buffer.alloc(0)),
+      config.SESSION_TTL_DAYS,
+    );
+    for (const c of mine) {
+      if (!live.has(c.identity?.tokenHash.toString('hex') ?? ''))
+        c.close(CLOSE.unauthorized, 'session ended');
+    }
+  }
 
   const hooks = {
     async opened(conn: StreamConnection) {

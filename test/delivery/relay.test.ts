@@ -79,7 +79,7 @@ describe('outbox relay', () => {
     await database.drop();
   });
 
-  it('when three relays sweep the same outbox at once, then every row is published exactly once, with its live wake-up, and the outbox empties', async () => {
+  it('when three relays sweep the same outbox at once, then every row is published exactly once, with one live wake-up per device and batch, and the outbox empties', async () => {
     const rows = await insertOutbox(db, 600);
     const more = await Promise.all(
       [1, 2].map(() => connectBroker(config, createLogger('silent', 'relay-test'))),
@@ -93,9 +93,9 @@ describe('outbox relay', () => {
         log: createLogger('silent', 'r'),
         batchSize: 50,
         sweepMs: 50,
+        sweepAgeMs: 0,
       }),
     );
-    for (const r of relays) r.kick();
     await eventually(
       async () => Number((await db('outbox').count({ n: '*' }))[0]?.n) === 0,
       15_000,
@@ -113,7 +113,10 @@ describe('outbox relay', () => {
 
     const live = (await drain(ch, liveQueue)).map((b) => JSON.parse(b.toString()));
     expect(Object.keys(live[0] ?? {}).sort()).to.deep.equal(['device_id', 'seq']);
-    expect(new Set(live.map((l) => `${l.device_id}/${l.seq}`))).to.deep.equal(new Set(keys));
+    // One device: one wake per batch of 50, carrying the batch's highest seq; the last is among them.
+    expect(live.length).to.be.within(1, rows.length / 50);
+    expect(live.map((l) => l.seq)).to.include(rows.length);
+    expect(live.every((l) => l.device_id === rows[0]?.device_id)).to.equal(true);
   });
 
   it('when the broker cannot route the deliveries, then the batch rolls back and the rows stay for the next sweep', async () => {

@@ -5,8 +5,10 @@ import { createDb } from '../../common/db/index.ts';
 import { createLogger } from '../../common/log.ts';
 import { listenerMetrics } from '../../common/metrics.ts';
 import { createApp } from '../../listener/app.ts';
+import { AuthCache } from '../../listener/auth-cache.ts';
 import type { Deps } from '../../listener/deps.ts';
 import { answerClientErrorsAsJson } from '../../listener/http/client-errors.ts';
+import { sendBatcher } from '../../listener/messaging/send-batcher.ts';
 import { attachStream, type LiveStream } from '../../listener/stream/server.ts';
 import { testConfig } from './env.ts';
 import { type Call, client } from './http.ts';
@@ -28,6 +30,7 @@ export async function startListener(
   await ensureSigningKey(config.SIGNING_KEY_FILE);
   const key = await loadSigningKey(config.SIGNING_KEY_FILE);
   const db = createDb(config.DATABASE_URL, 5);
+  const outboxWritten = extra.outboxWritten ?? (() => {});
   const deps: Deps = {
     config,
     db,
@@ -38,9 +41,17 @@ export async function startListener(
         await db.raw('select 1');
       },
     },
-    outboxWritten: () => {},
     metrics: listenerMetrics(db),
     ...extra,
+    outboxWritten,
+    cache: new AuthCache(config.AUTH_CACHE_TTL_MS),
+    sends: sendBatcher({
+      db,
+      log: createLogger(config.LOG_LEVEL, 'listener-test'),
+      ttlDays: config.INBOX_TTL_DAYS,
+      max: config.SEND_BATCH_MAX,
+      committed: (rows) => deps.outboxWritten(rows),
+    }),
   };
   const server = createApp(deps).listen(0, '127.0.0.1');
   answerClientErrorsAsJson(server);

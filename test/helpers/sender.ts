@@ -128,9 +128,10 @@ export async function startDeliveryStack(overrides: Record<string, string> = {})
     log,
     batchSize: config.OUTBOX_BATCH_SIZE,
     sweepMs: config.OUTBOX_SWEEP_MS,
+    sweepAgeMs: config.OUTBOX_SWEEP_AGE_MS,
   });
   const listener = await startListener(env, {
-    outboxWritten: () => relay.kick(),
+    outboxWritten: (rows) => relay.publish(rows),
     readiness: { postgres: async () => void (await relayDb.raw('select 1')), rabbitmq: () => broker.ready() },
   });
   const db = createDb(config.DATABASE_URL, 2);

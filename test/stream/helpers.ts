@@ -36,13 +36,17 @@ export async function startRelayedListener(overrides: Record<string, string> = {
   const log = createLogger(config.LOG_LEVEL, 'relay-test');
   const broker: Broker = await connectBroker(config, log);
   let relay: OutboxRelay | undefined;
-  const listener = await startListener({ ...FAST, ...overrides }, { outboxWritten: () => relay?.kick() });
+  const listener = await startListener(
+    { ...FAST, ...overrides },
+    { outboxWritten: (rows) => relay?.publish(rows) },
+  );
   relay = startOutboxRelay({
     db: listener.deps.db,
     broker,
     log,
     batchSize: config.OUTBOX_BATCH_SIZE,
     sweepMs: config.OUTBOX_SWEEP_MS,
+    sweepAgeMs: config.OUTBOX_SWEEP_AGE_MS,
   });
   const started = relay;
   return {

@@ -135,6 +135,8 @@ const schema = z.object({
   NGINX_BIN: z.string().default('nginx'),
   /** Native stack: `auto` reuses running PostgreSQL/RabbitMQ or starts (and on stop stops) the local ones; `external` only reuses. */
   STACK_SERVICES: z.enum(['auto', 'external']).default('auto'),
+  /** Native stack: `auto` installs missing nginx/openssl/PostgreSQL/RabbitMQ with apt-get when root; `never` only names them. */
+  STACK_INSTALL: z.enum(['auto', 'never']).default('auto'),
 });
 
 export type Config = z.output<typeof schema>;

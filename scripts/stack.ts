@@ -5,6 +5,7 @@ import { loadConfig } from '../common/config.ts';
 import { ensureSigningKey } from '../common/crypto/signing-key.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
 import { ensureCert, startStack } from './stack/index.ts';
+import { ensureInstalled, NGINX, OPENSSL, type Requirement } from './stack/preflight.ts';
 import { runningProcs } from './stack/processes.ts';
 import {
   ensureDatabase,
@@ -30,6 +31,12 @@ if (stillRunning.length) {
 }
 
 try {
+  // A fresh machine: name (or, as root, install) what is missing before anything starts.
+  const install = (required: Requirement[]) =>
+    ensureInstalled(required, { install: config.STACK_INSTALL, log });
+  const certMissing = !existsSync(config.TLS_CERT_FILE) || !existsSync(config.TLS_KEY_FILE);
+  await install([{ ...NGINX, command: config.NGINX_BIN }, ...(certMissing ? [OPENSSL] : [])]);
+
   const state: ServicesState = {};
   const servicesFile = join(runDir, 'services.json');
   const previous: ServicesState = existsSync(servicesFile)
@@ -46,9 +53,9 @@ try {
       })}\n`,
     );
   const mayStart = config.STACK_SERVICES === 'auto';
-  state.postgres = await ensurePostgres(config.DATABASE_URL, log, mayStart);
+  state.postgres = await ensurePostgres(config.DATABASE_URL, log, mayStart, install);
   await remember();
-  state.rabbitmq = await ensureRabbit(config.AMQP_URL, log, mayStart);
+  state.rabbitmq = await ensureRabbit(config.AMQP_URL, log, mayStart, install);
   await remember();
   await ensureDatabase(config.DATABASE_URL, log);
 
@@ -79,6 +86,8 @@ try {
     keyFile: config.TLS_KEY_FILE,
     nginxBin: config.NGINX_BIN,
     nginxWorkers: 'auto',
+    // Plain JavaScript from `npm run build` (which `npm run stack` runs first): no loader in the processes.
+    code: 'dist',
     limits: {
       ratePerSecond: config.RATE_LIMIT_PER_SECOND,
       burst: config.RATE_LIMIT_BURST,

@@ -47,6 +47,12 @@ export interface StackOptions {
   nginxBin?: string;
   /** nginx worker processes (default 1; `npm run stack` uses 'auto'). */
   nginxWorkers?: number | 'auto';
+  /**
+   * How listeners and senders run: `dist` is the compiled JavaScript of `npm run build` (what
+   * `npm run stack` runs: no TypeScript loader in production); `source` (default) is the
+   * TypeScript through tsx, so tests and the bench always run the code as it is in the tree.
+   */
+  code?: 'dist' | 'source';
   /** Wait until GET /api/ready answers 200 through nginx (default true). */
   waitReady?: boolean;
   startTimeoutMs?: number;
@@ -82,8 +88,15 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-const LISTENER_ENTRY = 'listener/main.ts';
-const SENDER_ENTRY = 'sender/main.ts';
+/** Entry point of a role and the node arguments that run it. */
+function entryOf(role: 'listener' | 'sender', code: 'dist' | 'source'): { file: string; args: string[] } {
+  if (code === 'dist') {
+    const file = `dist/${role}/main.js`;
+    return { file, args: [file] };
+  }
+  const file = `${role}/main.ts`;
+  return { file, args: ['--import', 'tsx', file] };
+}
 
 async function ports(n: number, base: number): Promise<number[]> {
   const out: number[] = [];
@@ -133,6 +146,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const timeoutMs = opts.startTimeoutMs ?? 60_000;
   const nginxBin = opts.nginxBin ?? 'nginx';
   const host = opts.httpsHost ?? '127.0.0.1';
+  const listenerEntry = entryOf('listener', opts.code ?? 'source');
+  const senderEntry = entryOf('sender', opts.code ?? 'source');
   await mkdir(runDir, { recursive: true });
 
   const certFile = resolve(opts.certFile ?? join(runDir, 'tls', 'certificate.pem'));
@@ -164,7 +179,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     metricsPort: metricsPorts[nListeners + index] ?? 0,
   }));
 
-  async function launch(p: StackProc, entry: string, extra: NodeJS.ProcessEnv): Promise<void> {
+  async function launch(
+    p: StackProc,
+    entry: { file: string; args: string[] },
+    extra: NodeJS.ProcessEnv,
+  ): Promise<void> {
     const env: NodeJS.ProcessEnv = {
       ...baseEnv,
       INSTANCE_ID: p.instanceId,
@@ -179,10 +198,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const proc = await spawnProc(runDir, {
       name: p.name,
       command: process.execPath,
-      args: ['--import', 'tsx', entry],
+      args: entry.args,
       env,
       cwd: ROOT,
-      marker: entry,
+      marker: entry.file,
     });
     procs.set(p.name, proc);
     p.pid = proc.pid;
@@ -214,10 +233,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   };
 
   try {
-    if (nSenders > 0 && !existsSync(join(ROOT, SENDER_ENTRY)))
-      throw new Error(`${SENDER_ENTRY} does not exist`);
-    for (const p of listeners) await launch(p, LISTENER_ENTRY, opts.listenerEnv?.(p.index) ?? {});
-    for (const p of senders) await launch(p, SENDER_ENTRY, opts.senderEnv?.(p.index) ?? {});
+    for (const entry of [listenerEntry, ...(nSenders > 0 ? [senderEntry] : [])]) {
+      if (!existsSync(join(ROOT, entry.file)))
+        throw new Error(`${entry.file} does not exist${opts.code === 'dist' ? ': run npm run build' : ''}`);
+    }
+    for (const p of listeners) await launch(p, listenerEntry, opts.listenerEnv?.(p.index) ?? {});
+    for (const p of senders) await launch(p, senderEntry, opts.senderEnv?.(p.index) ?? {});
     await Promise.all([...listeners.map(waitListener), ...senders.map(waitSender)]);
     log(`listeners on ${listenerPorts.join(', ')}; ${nSenders} sender(s)`);
 
@@ -258,7 +279,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       `${JSON.stringify({ url, nginx: nginx.pid, listeners, senders }, null, 2)}\n`,
     );
 
-    const restart = async (p: StackProc | undefined, entry: string, extra: NodeJS.ProcessEnv) => {
+    const restart = async (
+      p: StackProc | undefined,
+      entry: { file: string; args: string[] },
+      extra: NodeJS.ProcessEnv,
+    ) => {
       if (!p) throw new Error('no such process');
       await launch(p, entry, extra);
       await (p.port === undefined ? waitSender(p) : waitListener(p));
@@ -278,9 +303,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       nginxPid: nginx.pid,
       dispatcher,
       killListener: (i, signal = 'SIGKILL') => kill(listeners[i], signal),
-      restartListener: (i) => restart(listeners[i], LISTENER_ENTRY, opts.listenerEnv?.(i) ?? {}),
+      restartListener: (i) => restart(listeners[i], listenerEntry, opts.listenerEnv?.(i) ?? {}),
       killSender: (i, signal = 'SIGKILL') => kill(senders[i], signal),
-      restartSender: (i) => restart(senders[i], SENDER_ENTRY, opts.senderEnv?.(i) ?? {}),
+      restartSender: (i) => restart(senders[i], senderEntry, opts.senderEnv?.(i) ?? {}),
       stop,
     };
   } catch (err) {

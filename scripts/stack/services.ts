@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { ensureDatabase as createIfMissing, withDatabase } from '../../common/db/admin.ts';
+import { POSTGRES, RABBITMQ, type Requirement } from './preflight.ts';
 
 const run = promisify(execFile);
 
@@ -85,17 +86,22 @@ function localPgVersion(): string {
   return versions[0];
 }
 
+/** Installs (or explains how to install) a program before the stack starts it. */
+export type Installer = (required: Requirement[]) => Promise<void>;
+
 /** Reuses a reachable PostgreSQL, or starts the local Debian cluster when the URL is local. */
 export async function ensurePostgres(
   databaseUrl: string,
   log: (m: string) => void,
   mayStart = true,
+  install: Installer = async () => {},
 ): Promise<NonNullable<ServicesState['postgres']>> {
   if (!(await down(() => pgReachable(adminUrl(databaseUrl))))) return { started: false };
   const host = new URL(databaseUrl).hostname;
   if (!mayStart)
     throw new Error(`PostgreSQL at ${host} is unreachable (STACK_SERVICES=external: not starting it)`);
   if (!isLocal(host)) throw new Error(`PostgreSQL at ${host} is unreachable (not local: not starting it)`);
+  await install([POSTGRES]);
   const version = localPgVersion();
   log(`starting PostgreSQL ${version}`);
   await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start']);
@@ -113,12 +119,14 @@ export async function ensureRabbit(
   amqpUrl: string,
   log: (m: string) => void,
   mayStart = true,
+  install: Installer = async () => {},
 ): Promise<NonNullable<ServicesState['rabbitmq']>> {
   if (!(await down(() => amqpReachable(amqpUrl)))) return { started: false };
   const host = new URL(amqpUrl).hostname;
   if (!mayStart)
     throw new Error(`RabbitMQ at ${host} is unreachable (STACK_SERVICES=external: not starting it)`);
   if (!isLocal(host)) throw new Error(`RabbitMQ at ${host} is unreachable (not local: not starting it)`);
+  await install([RABBITMQ]);
   log('starting RabbitMQ');
   await run('rabbitmq-server', ['-detached']);
   await until('RabbitMQ', () => amqpReachable(amqpUrl), 120_000);

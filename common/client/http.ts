@@ -42,6 +42,12 @@ export interface ClientOptions {
   retries?: number;
   maxRetryWaitSec?: number;
   userAgent?: string;
+  /**
+   * A file that keeps this device across runs: read when the client is made (a saved device of
+   * the same user is resumed by `login`, keys and all) and rewritten (0600) after login and
+   * logout. Without it every run's `login` registers one more device.
+   */
+  profile?: string;
 }
 
 export interface RequestOptions {

@@ -6,27 +6,43 @@ import * as messages from './messages.ts';
 import type { FileRef } from './payload.ts';
 import { type SavedProfile, Session } from './session.ts';
 import { type StreamOptions, stream } from './stream.ts';
-import type { ReceiptType } from './types.ts';
+import type { Event, ReceiptType } from './types.ts';
+import { type HeaderBag, type VerifyOptions, verifyPush } from './webhooks.ts';
 
 export { b64, type KeyPair, newKeyPair, unb64 } from './crypto.ts';
 export { ApiError, type ClientOptions } from './http.ts';
-export type { Received, SendOptions, Target } from './messages.ts';
+export { openEvent, type Received, type SendOptions, type Target } from './messages.ts';
 export { type Content, decodePayload, encodePayload, type FileRef } from './payload.ts';
+export { readProfileFile, writeProfileFile } from './profile-file.ts';
 export type { Identity, LoginOptions, SavedProfile } from './session.ts';
 export type { StreamOptions } from './stream.ts';
 export type * from './types.ts';
-export { signPush, type VerifyOptions, verifyPush, WebhookVerificationError } from './webhooks.ts';
+export {
+  type HeaderBag,
+  signPush,
+  type VerifyOptions,
+  verifyPush,
+  WebhookVerificationError,
+} from './webhooks.ts';
+
+/** Options of `receivePush`: the verification's, plus the server key when you already have it. */
+export interface ReceivePushOptions extends VerifyOptions {
+  /** base64 ed25519 key; fetched once from `GET /api/server-key` (and cached) when omitted. */
+  serverKey?: string;
+}
 
 /**
  * A messenger client: one logged-in device.
  *
  * ```ts
- * const m = new Messenger({ baseUrl: 'https://127.0.0.1:8443', insecure: true });
- * await m.login('alice', 'correct horse battery');
+ * const m = new Messenger({ baseUrl: 'https://127.0.0.1:8443', ca, profile: 'alice.json' });
+ * await m.login('alice', 'correct horse battery');   // resumes the device kept in alice.json
  * await m.send('bob', 'hello bob');
  * ```
  */
 export class Messenger extends Session {
+  private pushKey: Promise<string> | undefined;
+
   /** Resume from a saved profile (its token, device and keys). */
   static fromProfile(profile: SavedProfile, opts: Partial<ClientOptions> = {}): Messenger {
     return new Messenger({ baseUrl: profile.base_url, ...opts }, profile);
@@ -56,6 +72,29 @@ export class Messenger extends Session {
   pages = (opts?: { after?: number; limit?: number }) => messages.pages(this, opts);
   ack = (upTo: number) => messages.ack(this, upTo);
   stream = (opts?: StreamOptions) => stream(this, opts);
+  /** Opens an event's ciphertext with this device's key (pull, stream and receivePush do it for you). */
+  open = (event: Event) => messages.openEvent(this, event);
+
+  /**
+   * A push as your webhook endpoint received it, verified (Standard Webhooks, ed25519: see
+   * `verifyPush`) and decrypted in one call. Pass the raw body bytes. Throws
+   * WebhookVerificationError when it does not verify; `content` is null when it does not open.
+   */
+  receivePush = async (
+    headers: HeaderBag,
+    rawBody: string | Uint8Array,
+    opts: ReceivePushOptions = {},
+  ): Promise<messages.Received> => {
+    const { serverKey, ...verify } = opts;
+    this.pushKey ??= this.serverKey();
+    const key =
+      serverKey ??
+      (await this.pushKey.catch((err: unknown) => {
+        this.pushKey = undefined;
+        throw err;
+      }));
+    return messages.openEvent(this, verifyPush(headers, rawBody, key, verify));
+  };
 
   // Groups
   createGroup = (name: string, members: string[], opts?: { isPublic?: boolean }) =>

@@ -1,5 +1,6 @@
 import { checkKeyPair, type KeyPair, newKeyPair } from './crypto.ts';
 import { type ClientOptions, Http } from './http.ts';
+import { readProfileFile, writeProfileFile } from './profile-file.ts';
 import type { DeviceKey, LoginResult, Registered } from './types.ts';
 
 /**
@@ -45,10 +46,14 @@ export class Session {
    */
   readonly recipients = new Map<string, DeviceKey[]>();
   private current: SavedProfile | null = null;
+  /** Where the device is kept across runs (`ClientOptions.profile`), if anywhere. */
+  readonly profilePath: string | undefined;
 
   constructor(opts: ClientOptions, saved?: SavedProfile) {
     this.http = new Http(opts);
-    if (saved) this.restore(saved);
+    this.profilePath = opts.profile;
+    const kept = saved ?? (opts.profile ? readProfileFile(opts.profile) : null);
+    if (kept) this.restore(kept);
   }
 
   /** The identity of this device (also after logout, until another login); throws before any login. */
@@ -113,6 +118,7 @@ export class Session {
       expires_at: res.expires_at,
       ...keys,
     });
+    this.save();
     return res;
   }
 
@@ -121,6 +127,12 @@ export class Session {
     await this.http.json('POST', '/api/logout');
     if (this.current) this.current = { ...this.current, token: null, expires_at: null };
     this.http.token = null;
+    this.save();
+  }
+
+  /** Writes the profile file (0600) when the client was made with `profile`. */
+  private save(): void {
+    if (this.profilePath && this.current) writeProfileFile(this.profilePath, this.current);
   }
 
   /** A JSON-serialisable snapshot to resume from later (`new Messenger(opts, profile)`). */

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { ApiError } from './http.ts';
 import { ack, openEvent, type Received } from './messages.ts';
 import type { Session } from './session.ts';
@@ -24,8 +24,11 @@ const ACK_EVERY = 100;
  * Live events of this device over the WebSocket stream, decrypted. The server starts every
  * connection with the backlog from the inbox, so after a reconnect nothing is lost; events
  * already handled (seq at or below the last one seen) are skipped. An event is acknowledged
- * once the loop body returns for it, so a crash in the body means it comes again; leaving the
- * loop (break, abort) acknowledges what was handled over HTTP before the iterator ends.
+ * once the loop body has handled it: when the body returns, or when it leaves the loop (`break`,
+ * `return`, a throw) — the event in hand when the loop is left counts as handled and does not
+ * come again (acked over HTTP before the iterator ends). Only a process that dies inside the
+ * body gets that event again. For a body that may fail, catch inside it, or pass
+ * `autoAck: false` and `ack(seq)` yourself.
  */
 export async function* stream(s: Session, opts: StreamOptions = {}): AsyncGenerator<Received> {
   const queue: Event[] = [];
@@ -37,7 +40,11 @@ export async function* stream(s: Session, opts: StreamOptions = {}): AsyncGenera
   let fatal: Error | null = null;
   let ws: WebSocket | null = null;
   let lastSeen = 0;
+  /** The event the loop body is handling; counts as handled if the loop is left while it runs. */
+  let inHand = 0;
   let acked = 0;
+  // Loaded here, not at import: a CLI command that never streams starts faster without it.
+  const { default: WebSocketImpl } = await import('ws');
   let stopped = false;
   const stop = () => {
     stopped = true;
@@ -46,7 +53,7 @@ export async function* stream(s: Session, opts: StreamOptions = {}): AsyncGenera
   opts.signal?.addEventListener('abort', stop, { once: true });
 
   const sendAck = () => {
-    if (opts.autoAck === false || lastSeen <= acked || ws?.readyState !== WebSocket.OPEN) return;
+    if (opts.autoAck === false || lastSeen <= acked || ws?.readyState !== WebSocketImpl.OPEN) return;
     ws.send(JSON.stringify({ type: 'ack', up_to: lastSeen }));
     acked = lastSeen;
   };
@@ -54,7 +61,7 @@ export async function* stream(s: Session, opts: StreamOptions = {}): AsyncGenera
   // One connection at a time; resolves when it closes.
   const connect = () =>
     new Promise<void>((resolve) => {
-      const socket = new WebSocket(s.http.wsUrl('/api/stream'), {
+      const socket = new WebSocketImpl(s.http.wsUrl('/api/stream'), {
         headers: { authorization: `Bearer ${s.http.token ?? ''}`, 'user-agent': s.http.userAgent },
         rejectUnauthorized: !s.http.insecure,
         ...(s.http.ca && { ca: s.http.ca }),
@@ -111,6 +118,7 @@ export async function* stream(s: Session, opts: StreamOptions = {}): AsyncGenera
     while (!stopped) {
       const next = queue.shift();
       if (next) {
+        inHand = next.seq;
         yield openEvent(s, next);
         lastSeen = Math.max(lastSeen, next.seq);
         if (++sinceAck >= ACK_EVERY || queue.length === 0) {
@@ -126,6 +134,7 @@ export async function* stream(s: Session, opts: StreamOptions = {}): AsyncGenera
     }
   } finally {
     stopped = true;
+    lastSeen = Math.max(lastSeen, inHand);
     // The socket may close before the server applied a last ack frame: confirm it over HTTP.
     if (opts.autoAck !== false && lastSeen > 0) await ack(s, lastSeen).catch(() => {});
     opts.signal?.removeEventListener('abort', stop);

@@ -1,18 +1,21 @@
 import { createInterface } from 'node:readline';
 
-/** Reads a password: hidden when typed at a terminal, one line when piped. */
+/** Reads a password: hidden when typed at a terminal, the first line when piped (`echo pw | …`). */
 export function askPassword(prompt: string): Promise<string> {
   const input = process.stdin;
   if (!input.isTTY) {
     const rl = createInterface({ input });
     return new Promise((resolve, reject) => {
+      let answered = false;
       rl.once('line', (line) => {
-        rl.close();
+        // Resolve before close(): close() emits 'close' synchronously, which would reject first.
+        answered = true;
         resolve(line);
+        rl.close();
       });
-      rl.once('close', () =>
-        reject(new Error('no password given (--password, MESSENGER_PASSWORD or stdin)')),
-      );
+      rl.once('close', () => {
+        if (!answered) reject(new Error('no password given (--password, MESSENGER_PASSWORD or stdin)'));
+      });
     });
   }
   process.stderr.write(prompt);

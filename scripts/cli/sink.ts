@@ -1,8 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Messenger, type Received, verifyPush } from '../../common/client/index.ts';
-import { openEvent } from '../../common/client/messages.ts';
+import type { Messenger, Received } from '../../common/client/index.ts';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -12,16 +11,15 @@ export interface PushSink {
 }
 
 /**
- * A local push receiver: verifies each POST as a Standard Webhook signed by the server key,
- * answers 204 (delivered) and hands the decrypted event on; anything unverifiable gets 401
- * and is reported, never printed as a message.
+ * A local push receiver: verifies each POST as a Standard Webhook signed by the server key and
+ * decrypts it (`receivePush`), answers 204 (delivered) and hands the event on; anything that
+ * does not verify gets 401 and is reported, never printed as a message.
  */
 export async function startPushSink(
   m: Messenger,
   opts: {
     host: string;
     port: number;
-    serverKey: string;
     onEvent: (e: Received) => void;
     onReject: (reason: string) => void;
   },
@@ -34,14 +32,14 @@ export async function startPushSink(
       if (size > MAX_BODY) req.destroy();
       else chunks.push(c);
     });
-    req.on('end', () => {
+    req.on('end', async () => {
       if (req.method !== 'POST') {
         res.writeHead(405).end();
         return;
       }
       let event: Received;
       try {
-        event = openEvent(m, verifyPush(req.headers, Buffer.concat(chunks), opts.serverKey));
+        event = await m.receivePush(req.headers, Buffer.concat(chunks));
       } catch (err) {
         opts.onReject((err as Error).message);
         res.writeHead(401, { 'content-type': 'text/plain' }).end('signature rejected\n');

@@ -1,18 +1,21 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import nacl from 'tweetnacl';
 import { request } from 'undici';
 import { signPush } from '../../common/client/index.ts';
+import { buildOnce } from '../helpers/build.ts';
 import { uniqueName } from '../helpers/people.ts';
 import { type DeliveryStack, startDeliveryStack } from '../helpers/sender.ts';
 import { PASSWORD } from './helpers.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
+const CLI = join(ROOT, 'dist/messenger-cli.cjs');
 
 interface Run {
   code: number;
@@ -20,26 +23,37 @@ interface Run {
   stderr: string;
 }
 
-describe('CLI as a subprocess', function () {
-  // Each command is a fresh Node process compiling TypeScript: generous bounds on a busy machine.
+/** PIDs whose command line mentions `needle` (our own test process excluded). */
+function processesWith(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) pids.push(Number(entry));
+    } catch {}
+  }
+  return pids;
+}
+
+describe('CLI as a subprocess (the built dist/messenger-cli.cjs)', function () {
   this.timeout(120_000);
   let stack: DeliveryStack;
   let dir: string;
   const cliArgs = (profile: string, args: string[]) => [
-    '--import',
-    'tsx',
-    'scripts/cli.ts',
+    CLI,
     ...args,
     '--url',
     stack.listener.url,
     '--profile',
     join(dir, `${profile}.json`),
   ];
-  const cli = (profile: string, ...args: string[]): Promise<Run> =>
+  const cli = (profile: string, ...args: string[]): Promise<Run> => cliWithInput(profile, undefined, ...args);
+  const cliWithInput = (profile: string, input: string | undefined, ...args: string[]): Promise<Run> =>
     new Promise((resolve) => {
-      execFile(process.execPath, cliArgs(profile, args), { cwd: ROOT }, (err, stdout, stderr) =>
+      const child = execFile(process.execPath, cliArgs(profile, args), { cwd: ROOT }, (err, stdout, stderr) =>
         resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
       );
+      if (input !== undefined) child.stdin?.end(input);
     });
   /** A long-running command; resolves once its stdout has a first line. */
   const background = async (profile: string, ...args: string[]) => {
@@ -68,13 +82,19 @@ describe('CLI as a subprocess', function () {
       exited,
     };
   };
+  const hasAddress = async (profile: string) => {
+    const r = await cli(profile, 'devices', '--json');
+    const list = JSON.parse(r.stdout).devices as { current: boolean; has_address: boolean }[];
+    return list.find((d) => d.current)?.has_address;
+  };
 
   /** Long-running commands; whatever a failed test left running is killed in after(). */
   const children = new Set<ChildProcess>();
   let alice: string;
   let bob: string;
   before(async function () {
-    this.timeout(60_000);
+    this.timeout(120_000);
+    await buildOnce();
     stack = await startDeliveryStack();
     await stack.startSender();
     dir = await mkdtemp(join(tmpdir(), 'messenger-cli-'));
@@ -101,6 +121,41 @@ describe('CLI as a subprocess', function () {
     expect(JSON.parse(who.stdout).username).to.equal(alice);
   });
 
+  it('when the password comes on stdin (echo pw | … register), then it is used', async () => {
+    const name = uniqueName();
+    const r = await cliWithInput('piped', `${PASSWORD}\n`, 'register', name);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.include(`logged in as ${name}`);
+    const again = await cliWithInput('piped-again', PASSWORD, 'login', name);
+    expect(again.code, again.stderr).to.equal(0);
+    const none = await cliWithInput('piped-none', '', 'login', name);
+    expect(none.code).to.equal(1);
+    expect(none.stderr).to.equal('error: no password given (--password, MESSENGER_PASSWORD or stdin)\n');
+  });
+
+  it('when a profile holds another user’s keys, then register and login refuse to overwrite it unless --force', async () => {
+    const before = readFileSync(join(dir, 'alice.json'), 'utf8');
+    const name = uniqueName();
+    const refused = await cli('alice', 'register', name, '--password', PASSWORD);
+    expect(refused.code).to.equal(2);
+    expect(refused.stderr).to.match(new RegExp(`holds the device keys of ${alice}: .*--force`));
+    expect(readFileSync(join(dir, 'alice.json'), 'utf8')).to.equal(before);
+    const notCreated = await cli('bob', 'send', name, 'are you there?');
+    expect(notCreated.stderr, 'the account was not created either').to.match(/\(404 /);
+    const login = await cli('alice', 'login', bob, '--password', PASSWORD);
+    expect(login.code).to.equal(2);
+    await writeFile(join(dir, 'forced.json'), before, { mode: 0o600 });
+    const forced = await cli('forced', 'register', name, '--password', PASSWORD, '--force');
+    expect(forced.code, forced.stderr).to.equal(0);
+    expect(JSON.parse(readFileSync(join(dir, 'forced.json'), 'utf8')).username).to.equal(name);
+  });
+
+  it('when the server rejects the input, then the error line shows its details', async () => {
+    const r = await cli('short', 'register', uniqueName(), '--password', 'short');
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/^error: password: .+ \(400 invalid_request\)\n$/);
+  });
+
   it('when alice sends, then bob’s inbox prints the plaintext once and acknowledges it', async () => {
     const sent = await cli('alice', 'send', bob, 'hello', 'bob');
     expect(sent.code, sent.stderr).to.equal(0);
@@ -125,7 +180,37 @@ describe('CLI as a subprocess', function () {
     ]);
   });
 
-  it('when bob runs a sink with --set-address, then a push arrives, is verified and printed decrypted', async () => {
+  it('when a message has an attachment, then files get saves it decrypted, before and after the inbox read it', async () => {
+    const src = join(dir, 'report.bin');
+    const bytes = nacl.randomBytes(300_000);
+    await writeFile(src, bytes);
+    const sent = await cli('alice', 'send', bob, 'the report', '--file', src, '--json');
+    expect(sent.code, sent.stderr).to.equal(0);
+    const { message_id } = JSON.parse(sent.stdout);
+    const early = await cli('bob', 'files', 'get', message_id, '--out', dir);
+    expect(early.code, early.stderr).to.equal(0);
+    expect(early.stdout).to.equal(`saved ${join(dir, 'report (1).bin')} (300000 bytes)\n`);
+    const inbox = await cli('bob', 'inbox');
+    expect(inbox.stdout).to.include(`the report [file report.bin, 300000 bytes] (files get ${message_id})`);
+    const out = await mkdtemp(join(dir, 'out-'));
+    const got = await cli('bob', 'files', 'get', message_id, '--out', out);
+    expect(got.code, got.stderr).to.equal(0);
+    expect(readFileSync(join(out, 'report.bin')).equals(Buffer.from(bytes))).to.equal(true);
+    expect(readFileSync(join(dir, 'report (1).bin')).equals(Buffer.from(bytes))).to.equal(true);
+    const unknown = await cli('bob', 'files', 'get', randomUUID());
+    expect(unknown.code).to.equal(2);
+  });
+
+  it('when the address is set and cleared, then the device shows it', async () => {
+    const set = await cli('bob', 'address', 'set', 'http://127.0.0.1:9/push');
+    expect(set.code, set.stderr).to.equal(0);
+    expect(await hasAddress('bob')).to.equal(true);
+    const clear = await cli('bob', 'address', 'clear');
+    expect(clear.stdout).to.equal('push address cleared: events wait in the inbox\n');
+    expect(await hasAddress('bob')).to.equal(false);
+  });
+
+  it('when bob runs a sink with --set-address --count 1, then a push is verified, printed decrypted, and the address is cleared on exit', async () => {
     const sink = await background('bob', 'sink', '--port', '0', '--set-address', '--count', '1', '--json');
     const [ready] = await sink.lines(1);
     const { sink: url, address_set } = JSON.parse(ready ?? '{}');
@@ -151,12 +236,24 @@ describe('CLI as a subprocess', function () {
     const [code] = await sink.exited;
     expect(code).to.equal(0);
     const pushed = JSON.parse(sink.output().trim().split('\n')[1] ?? '{}');
-    expect(pushed).to.include({ from: alice, text: 'pushed to the sink', decrypted: true });
+    expect(pushed).to.include({ from: alice, text: 'pushed to the sink', decrypted: true, verified: true });
     expect(sink.output()).to.not.include('forged');
     expect(sink.errors()).to.include('rejected push: no valid signature');
-    // The sink cleared the address on exit: the next message waits in the inbox instead.
-    await cli('alice', 'send', bob, 'after the sink');
-    expect((await cli('bob', 'inbox')).stdout).to.include('after the sink');
+    expect(await hasAddress('bob'), 'cleared before the process exited').to.equal(false);
+  });
+
+  it('when a sink with --set-address gets SIGINT, then it says the push verified and clears the address before exiting', async () => {
+    const sink = await background('bob', 'sink', '--port', '0', '--set-address');
+    await sink.lines(1);
+    expect(await hasAddress('bob')).to.equal(true);
+    await cli('alice', 'send', bob, 'a human line');
+    await sink.lines(2);
+    expect(sink.output()).to.match(new RegExp(`${alice}: a human line \\(push signature verified\\)\\n`));
+    sink.child.kill('SIGINT');
+    const [code] = await sink.exited;
+    expect(code).to.equal(0);
+    expect(sink.errors()).to.include('push address cleared');
+    expect(await hasAddress('bob')).to.equal(false);
   });
 
   it('when bob listens, then a message alice sends is printed live and Ctrl-C ends it cleanly', async () => {
@@ -181,6 +278,58 @@ describe('CLI as a subprocess', function () {
     expect(code).to.equal(0);
   });
 
+  it('when `npm run cli -- listen` is stopped by its PID, then the client stops too and no child is left', async () => {
+    const profile = join(dir, 'bob.json');
+    const npm = spawn(
+      'npm',
+      ['run', 'cli', '--', 'listen', '--url', stack.listener.url, '--profile', profile],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    children.add(npm);
+    let err = '';
+    npm.stderr?.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    for (let i = 0; i < 400 && !err.includes('listening as'); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(err).to.include('listening as');
+    expect(
+      processesWith(profile).filter((p) => p !== npm.pid),
+      'the client runs',
+    ).to.have.length.at.least(1);
+    npm.kill('SIGTERM');
+    await once(npm, 'exit');
+    for (let i = 0; i < 100 && processesWith(profile).length; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(processesWith(profile)).to.deep.equal([]);
+  });
+
+  it('when a group changes, then events say who joined or left and groups show by name', async () => {
+    const carol = uniqueName();
+    expect((await cli('carol', 'register', carol, '--password', PASSWORD)).code).to.equal(0);
+    const team = `team ${uniqueName()}`;
+    const created = await cli('alice', 'group', 'create', team, bob);
+    expect(created.stdout).to.match(new RegExp(`^created group "${team}" \\([0-9a-f-]{36}\\)\\n$`));
+    const first = await cli('bob', 'inbox');
+    expect(first.stdout).to.include(
+      `${alice} updated group "${team}": members ${[alice, bob].sort().join(', ')}`,
+    );
+    const added = await cli('alice', 'group', 'add', team, carol);
+    expect(added.code, added.stderr).to.equal(0);
+    const send = await cli('carol', 'send', '--group', team, 'hi all');
+    expect(send.code, send.stderr).to.equal(0);
+    const next = await cli('bob', 'inbox');
+    expect(next.stdout).to.include(`${alice} updated group "${team}": ${carol} joined`);
+    expect(next.stdout).to.include(`${carol} in group "${team}": hi all`);
+    const show = await cli('bob', 'group', 'show', team);
+    expect(show.stdout).to.match(new RegExp(`^"${team}" \\([0-9a-f-]{36}\\)  members: `));
+    const list = await cli('bob', 'group', 'list');
+    expect(list.stdout).to.include(`"${team}"  3 members`);
+  });
+
   it('when something fails, then one line on stderr and a non-zero exit code', async () => {
     const unknown = await cli('alice', 'send', 'nobody_at_all_here', 'hi');
     expect(unknown.code).to.equal(1);
@@ -188,7 +337,9 @@ describe('CLI as a subprocess', function () {
     const usage = await cli('alice', 'send');
     expect(usage.code).to.equal(2);
     expect(usage.stderr.trim().split('\n')).to.have.length(1);
-    const wrong = await cli('carol', 'login', alice, '--password', 'not the password');
+    const badFlag = await cli('alice', 'whoami', '--no-such-flag');
+    expect(badFlag.code).to.equal(2);
+    const wrong = await cli('carol-2', 'login', alice, '--password', 'not the password');
     expect(wrong.code).to.equal(1);
     expect(wrong.stderr).to.match(/invalid_credentials/);
   });

@@ -44,6 +44,11 @@ export class AuthCache {
     this.ttlMs = ttlMs;
   }
 
+  /** Whether entries are served (the invalidation subscription is up and the TTL is not 0). */
+  get serving(): boolean {
+    return this.live;
+  }
+
   setLive(live: boolean): void {
     this.live = live && this.ttlMs > 0;
     this.generation++;

@@ -16,8 +16,8 @@ export const faultEnv: Record<string, string> = {
   SENDER_ALLOW_PRIVATE_ADDRESSES: 'true',
   OUTBOX_SWEEP_MS: '500',
   SENDER_TIMEOUT_MS: '5000',
-  // The suite reads the senders' "push delivered" lines to see that both of them work again.
-  LOG_LEVEL: 'info',
+  // The suite reads the senders' "push delivered" lines (debug) to see that both of them work again.
+  LOG_LEVEL: 'debug',
 };
 
 /**

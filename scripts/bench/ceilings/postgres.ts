@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { dropDatabase, freshDatabase, withDatabase } from '../../../common/db/admin.ts';
-import { appendEventsStatement } from '../../../common/db/inbox.ts';
+import { appendStatement } from '../../../common/db/inbox.ts';
 import { statement } from '../../../common/db/index.ts';
-import { messageInsert } from '../../../common/db/messages.ts';
 import type { PendingEvent } from '../../../common/events.ts';
 import { eventJson } from '../payload.ts';
 import { nowMs } from '../protocol.ts';
@@ -51,11 +50,19 @@ export async function postgresCeiling(
         const device = devices[i] as string;
         while (nowMs() < deadline) {
           const messageId = randomUUID();
-          const { sql, bindings } = appendEventsStatement(
-            [{ device_id: device, event: { ...event, message_id: messageId } }],
+          // One message per execution and per commit, as a lone send: the listener's batches
+          // carry several, which is what the closed loop is compared against.
+          const { sql, bindings } = appendStatement(
+            [
+              {
+                device_id: device,
+                event: { ...event, message_id: messageId },
+                request_id: null,
+                gate: messageId,
+              },
+            ],
             30,
-            null,
-            messageInsert(
+            [
               {
                 id: messageId,
                 sender_user_id: userId,
@@ -63,9 +70,9 @@ export async function postgresCeiling(
                 group_id: null,
                 client_message_id: null,
                 sent_at: new Date(),
+                recipients: [userId],
               },
-              [userId],
-            ),
+            ],
           );
           await c.query({ ...statement(sql), values: bindings });
           commits++;

@@ -51,6 +51,17 @@ describe('verifyPush on real pushes', () => {
     expect(openEvent(bob, event).content?.text).to.equal('pushed to bob');
   });
 
+  it('when a real push is handed to receivePush, then one call verifies it and returns it decrypted', async () => {
+    const event = await bob.receivePush(push.headers, push.body);
+    expect(event.id).to.equal(push.headers['webhook-id']);
+    expect(event.content?.text).to.equal('pushed to bob');
+    const withKey = await bob.receivePush(push.headers, Buffer.from(push.body), { serverKey });
+    expect(withKey.content?.text).to.equal('pushed to bob');
+    const forged = push.body.replace('"seq":', '"seq": ');
+    const err = await bob.receivePush(push.headers, forged).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(WebhookVerificationError);
+  });
+
   it('when one byte of the body is changed, then the push is rejected', () => {
     const forged = push.body.replace('"seq":', '"seq": ');
     expect(forged).to.not.equal(push.body);

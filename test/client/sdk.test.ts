@@ -1,5 +1,8 @@
 import { once } from 'node:events';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { Agent } from 'undici';
 import { ApiError, Messenger, type Received } from '../../common/client/index.ts';
@@ -165,6 +168,52 @@ describe('client SDK against a real listener', () => {
     for (let i = 0; i < 50 && (await b.pull()).events.length; i++)
       await new Promise((r) => setTimeout(r, 50));
     expect((await b.pull()).events).to.deep.equal([]);
+  });
+
+  it('when a for-await over stream() is left with break, then the event in hand counts as handled: acked, not delivered again', async function () {
+    if (!serves('get', '/api/stream')) this.skip();
+    const [a] = await newUser(listener.url, 1);
+    const [b] = await newUser(listener.url, 1);
+    if (!a || !b) throw new Error('setup');
+    await a.send(b.identity.username, 'first');
+    await a.send(b.identity.username, 'second');
+    for await (const e of b.stream()) {
+      expect(e.content?.text).to.equal('first');
+      break;
+    }
+    expect((await b.pull()).events.map((e) => e.content?.text)).to.deep.equal(['second']);
+    const seen: (string | null | undefined)[] = [];
+    for await (const e of b.stream()) {
+      seen.push(e.content?.text);
+      break;
+    }
+    expect(seen, 'the next stream starts after the event the last loop left on').to.deep.equal(['second']);
+    expect((await b.pull()).events).to.deep.equal([]);
+  });
+
+  it('when a client is made with a profile file, then every run resumes the same device instead of adding one', async () => {
+    const [a] = await newUser(listener.url, 1);
+    if (!a) throw new Error('setup');
+    const dir = await mkdtemp(join(tmpdir(), 'messenger-sdk-profile-'));
+    try {
+      const file = join(dir, 'nested', 'me.json');
+      const ids: string[] = [];
+      for (let run = 0; run < 3; run++) {
+        const m = new Messenger({ baseUrl: listener.url, profile: file });
+        expect(m.loggedIn).to.equal(run > 0);
+        ids.push((await m.login(a.identity.username, PASSWORD)).device_id);
+      }
+      expect(new Set(ids).size).to.equal(1);
+      expect(((await stat(file)).mode & 0o777).toString(8)).to.equal('600');
+      expect((await a.devices()).map((d) => d.device_id)).to.have.members([a.identity.deviceId, ids[0]]);
+      const again = new Messenger({ baseUrl: listener.url, profile: file });
+      await again.logout();
+      expect(new Messenger({ baseUrl: listener.url, profile: file }).loggedIn, 'logout is saved').to.equal(
+        false,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('when the connection drops mid-stream, then the iterator reconnects and resumes without loss or repeats', async function () {

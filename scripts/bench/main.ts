@@ -84,6 +84,7 @@ const stopOnSignal = () => {
   failed = true;
   void (async () => {
     await stack?.stop().catch(() => {});
+    if (env) await cleanupEnv(env, { runDir: true, database: false }).catch(() => {});
     process.exit(130);
   })();
 };
@@ -246,7 +247,8 @@ try {
   await stack?.stop().catch((err: unknown) => progress.log(`stopping the stack failed: ${String(err)}`));
   await pgStats?.close();
   await sinks.close();
-  if (env) await cleanupEnv(env, failed || args.cpuProf !== undefined).catch(() => {});
+  if (env)
+    await cleanupEnv(env, { runDir: failed || args.cpuProf !== undefined, database: failed }).catch(() => {});
   else await rm(join(ROOT, 'run', `bench-raw-${process.pid}`), { recursive: true, force: true });
 }
 
@@ -258,7 +260,10 @@ process.stdout.write(`\n${textTable(table)}\n\n`);
 if (results.projection) process.stdout.write(`${projectionText(results.projection)}\n\n`);
 const files = await writeResults(args.out, results, table);
 process.stdout.write(`results: ${files.join(', ')}\n`);
-if (env && failed) process.stdout.write(`logs kept in ${env.runDir}\n`);
+if (env && failed)
+  process.stdout.write(
+    `logs kept in ${env.runDir}, database ${new URL(env.config.DATABASE_URL).pathname.slice(1)} kept\n`,
+  );
 const faults = [
   results.closed,
   results.open,

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import amqp from 'amqplib';
 import { type Config, loadConfig } from '../../common/config.ts';
 import { ensureSigningKey } from '../../common/crypto/signing-key.ts';
-import { freshDatabase } from '../../common/db/admin.ts';
+import { dropDatabase, freshDatabase } from '../../common/db/admin.ts';
 import { deleteTopology } from '../../common/queue/topology.ts';
 import { ROOT, type Stack, startStack } from '../stack/index.ts';
 import { viaLocalSocket } from '../stack/services.ts';
@@ -48,8 +48,9 @@ export interface BenchEnv {
 }
 
 /**
- * A fresh database (`<name>_bench`, dropped and migrated) and a unique RabbitMQ prefix for this
- * run, so results do not depend on what an earlier run or the test suite left behind.
+ * A fresh database (`<name>_bench_<run id>`, migrated) and a unique RabbitMQ prefix for this run,
+ * so results do not depend on what an earlier run or the test suite left behind, and two benches
+ * on one machine neither drop each other's database nor mix their pg_stat_database counters.
  */
 export async function prepareEnv(opts: {
   logLevel: string;
@@ -59,10 +60,11 @@ export async function prepareEnv(opts: {
   const base = loadConfig();
   // As `npm run stack` runs it: over the Unix socket when PostgreSQL is local.
   const url = new URL(await viaLocalSocket(base.DATABASE_URL));
-  const name = `${url.pathname.slice(1) || 'messenger'}_bench`.replace(/[^\w]/g, '');
+  const id = randomBytes(3).toString('hex');
+  const name = `${url.pathname.slice(1) || 'messenger'}_bench_${id}`.replace(/[^\w]/g, '');
   url.pathname = `/${name}`;
   await freshDatabase(url.href);
-  const runDir = resolve(ROOT, 'run', `bench-${randomBytes(3).toString('hex')}`);
+  const runDir = resolve(ROOT, 'run', `bench-${id}`);
   await mkdir(runDir, { recursive: true });
   if (opts.cpuProf) await mkdir(opts.cpuProf, { recursive: true });
   const keyFile = join(runDir, 'signing-key.json');
@@ -110,8 +112,8 @@ export function externalStack(url: string): BenchStack {
   };
 }
 
-/** Removes this run's queues and run directory; the bench database stays for inspection. */
-export async function cleanupEnv(e: BenchEnv, keepRunDir: boolean): Promise<void> {
+/** Removes this run's queues, and its run directory and database unless they are kept for inspection. */
+export async function cleanupEnv(e: BenchEnv, keep: { runDir: boolean; database: boolean }): Promise<void> {
   const conn = await amqp.connect(e.config.AMQP_URL);
   try {
     const ch = await conn.createChannel();
@@ -119,5 +121,6 @@ export async function cleanupEnv(e: BenchEnv, keepRunDir: boolean): Promise<void
   } finally {
     await conn.close().catch(() => {});
   }
-  if (!keepRunDir) await rm(e.runDir, { recursive: true, force: true });
+  if (!keep.database) await dropDatabase(e.config.DATABASE_URL);
+  if (!keep.runDir) await rm(e.runDir, { recursive: true, force: true });
 }

@@ -16,7 +16,8 @@ export async function postgresCeiling(
   databaseUrl: string,
   opts: { connections: number; durationMs: number },
 ): Promise<number> {
-  const name = 'messenger_bench_raw';
+  // Its own name per run: two benches on one machine must not drop each other's scratch database.
+  const name = `messenger_bench_raw_${randomUUID().slice(0, 8)}`;
   const url = withDatabase(databaseUrl, name);
   await freshDatabase(url);
   try {

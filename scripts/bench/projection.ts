@@ -51,6 +51,8 @@ export interface ProjectionRow {
   pgTransactionsPerSec: number | null;
   /** Why one more listener core does or does not help. */
   nextListener: string;
+  /** The cores per role twice the projected rate would need, for the roles that lack them. */
+  twice: string;
 }
 
 export interface Projection {
@@ -106,6 +108,7 @@ export function project(
       bottleneck,
       pgTransactionsPerSec: tx === null ? null : projected * tx,
       nextListener,
+      twice: twiceNeeds(d, ms, projected, pgCommitBound !== null),
     };
   });
   return {
@@ -122,6 +125,23 @@ export function project(
     singleQueueBound: rate(1, ms.rabbitmq),
     pgCommitCeiling: pgCommitCeiling ?? null,
   };
+}
+
+/** What doubling the projected rate would take, in cores per role (from the same per-message costs). */
+function twiceNeeds(
+  d: Deployment,
+  ms: Record<Role, number>,
+  projected: number,
+  commitBound: boolean,
+): string {
+  if (!Number.isFinite(projected)) return '';
+  const target = projected * 2;
+  const more = ROLES.flatMap((r) => {
+    const need = Math.ceil((target * ms[r]) / 1000);
+    return need > d[r] ? [`${r} ${d[r]}→${need}`] : [];
+  });
+  const commits = commitBound ? ' and a primary that commits twice as many transactions' : '';
+  return `2× (${fmt(target)}/s) needs cores: ${more.join(', ') || 'none more'}${commits}`;
 }
 
 function fmt(n: number | undefined): string {
@@ -164,7 +184,7 @@ export function projectionTable(p: Projection): {
     r.pgTransactionsPerSec === null ? 'n/a' : fmt(r.pgTransactionsPerSec),
   ]);
   const notes = [
-    ...p.rows.map((r) => `${r.deployment.label}: ${r.nextListener}`),
+    ...p.rows.map((r) => `${r.deployment.label}: ${r.nextListener}; ${r.twice}`),
     'cores: L listeners, S senders, P one PostgreSQL primary, R RabbitMQ (node or cluster), N nginx (own column); each role allows cores × 1000 ÷ its CPU ms per message.',
     `† above ≈${fmt(p.singleQueueBound)}/s (one core's worth of the broker's whole per-message CPU, a lower bound) the single deliveries queue — one leader process on one core — may limit before RabbitMQ's other cores: shard it.`,
     p.pgCommitCeiling

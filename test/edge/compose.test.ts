@@ -173,5 +173,11 @@ describe('edge: messenger.yaml wiring', () => {
     // What lets Node strip the types: tsc rejects enums, namespaces and parameter properties.
     const tsconfig = JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8'));
     expect(tsconfig.compilerOptions).to.include({ erasableSyntaxOnly: true, verbatimModuleSyntax: true });
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    expect(pkg.dependencies, 'npm ci --omit=dev installs no TypeScript runner').not.to.have.any.keys(
+      'tsx',
+      'ts-node',
+      'typescript',
+    );
   });
 });

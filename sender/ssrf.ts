@@ -13,14 +13,39 @@ export class BlockedAddressError extends Error {
 }
 
 /**
- * True only for globally routable unicast addresses. Loopback, private, link-local, CGNAT,
- * unique-local, multicast, unspecified, broadcast, reserved, documentation, NAT64/6to4/Teredo
- * (which embed IPv4 addresses) are all something else to ipaddr.js; IPv4-mapped IPv6
- * (`::ffff:127.0.0.1`) is unwrapped first so it is judged as the IPv4 address it is.
+ * Refused on top of everything ipaddr.js does not call `unicast` (loopback, private, link-local,
+ * CGNAT, unique-local, multicast, unspecified, broadcast, reserved, documentation, NAT64/6to4/
+ * Teredo, which embed IPv4 addresses). ipaddr.js calls these plain unicast, yet no public
+ * receiver lives there and some stacks route them to the IPv4 address they embed.
+ */
+export const REFUSED_RANGES: readonly [string, string][] = [
+  // IPv4-compatible IPv6 (`::a.b.c.d`, `::7f00:1` = 127.0.0.1), deprecated by RFC 4291 …
+  ['::/96', 'IPv4-compatible IPv6'],
+  // … and the rest of the IETF-reserved 0000::/8 it sits in (IPv4-mapped is unwrapped first).
+  ['::/8', 'reserved by IETF (RFC 4291)'],
+];
+const refusedCidrs = REFUSED_RANGES.map(([cidr]) => ipaddr.parseCIDR(cidr));
+
+/**
+ * True only for globally routable unicast addresses: ipaddr.js's `unicast` outside
+ * REFUSED_RANGES. IPv4-mapped IPv6 (`::ffff:127.0.0.1`) is unwrapped first so it is judged as the
+ * IPv4 address it is.
  */
 export function isPublicAddress(ip: string): boolean {
   if (!ipaddr.isValid(ip)) return false;
-  return ipaddr.process(ip).range() === 'unicast';
+  // ipaddr.js reads `::8.8.8.8` as if it were `::ffff:8.8.8.8` (IPv4-mapped) and unwraps it:
+  // judge the canonical hex spelling (`::808:808`) that URL parsing and DNS answers use.
+  let canonical = ip;
+  if (net.isIPv6(ip)) {
+    try {
+      canonical = new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+    } catch {
+      return false; // a zone id (`fe80::1%eth0`) or the like: link-local anyway
+    }
+  }
+  const addr = ipaddr.process(canonical);
+  if (addr.range() !== 'unicast') return false;
+  return !refusedCidrs.some(([net, bits]) => addr.kind() === net.kind() && addr.match(net, bits));
 }
 
 /** Only http(s) URLs may be pushed to; returns the parsed URL or throws BlockedAddressError. */

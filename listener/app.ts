@@ -61,7 +61,9 @@ export function createApp(deps: Deps): Koa<AppState, { deps: Deps }> {
     }),
   );
 
-  const router = new Router<AppState, { deps: Deps }>();
+  // Case-sensitive like nginx's locations: `/api/Login` must not reach the login route around the
+  // edge's stricter zone for `/api/login`, so any other spelling of any path is 404.
+  const router = new Router<AppState, { deps: Deps }>({ sensitive: true });
   mount(router, routes);
   app.use(router.routes());
   app.use(router.allowedMethods());

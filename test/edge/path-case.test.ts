@@ -32,7 +32,10 @@ describe('edge: paths are case-sensitive on every route', function () {
     expect(statuses).to.deep.equal([404, 404, 401, 404, 404]);
     const real: number[] = [];
     for (let i = 0; i < 4; i++) real.push((await call('POST', '/api/login', { body: body() })).status);
-    expect(real.filter((s) => s === 429).length, 'the login zone still limits the real path').to.be.greaterThan(0);
+    expect(
+      real.filter((s) => s === 429).length,
+      'the login zone still limits the real path',
+    ).to.be.greaterThan(0);
   });
 
   it('when any route is spelled in another case, then it is 404 not_found (reads too)', async () => {

@@ -1,27 +1,104 @@
 /**
  * Caps the pushes in flight per origin in this process. Without it one slow receiver (answering
- * only at the 10 s timeout) would hold every prefetch slot and stall pushes to everyone else;
- * with it, deliveries for a busy origin are deferred (not attempted, not counted) and the slots
- * stay free for other origins.
+ * only at the 10 s timeout) would hold every prefetch slot and stall pushes to everyone else.
+ * A delivery for an origin at its cap waits here for a slot, briefly (`waitMs`) and only while
+ * few deliveries wait (`maxWaiting` in all, at most `limit` per origin): a burst to one origin is
+ * served as soon as a push ends, while a slow origin's deliveries are deferred (`acquire` answers
+ * false) and keep the prefetch slots free for other origins.
  */
 export interface OriginGate {
-  tryAcquire(origin: string): boolean;
+  acquire(origin: string): Promise<boolean>;
   release(origin: string): void;
+  /**
+   * How long a delivery deferred now should stay away: the time this origin needs to work
+   * through what was deferred for it in the last minute at its pace (pushes in flight ÷ their
+   * duration, or the age of its oldest push still in flight when that is longer). A receiver that
+   * never answers, with thousands queued, then sees its backlog spread over minutes instead of
+   * coming back in waves that hold up everyone else's pushes.
+   */
+  deferFor(origin: string): number;
 }
 
-export function originGate(limit: number): OriginGate {
+interface Pace {
+  /** Start times of the pushes in flight, oldest first. */
+  started: number[];
+  /** Moving average of push durations (ms). */
+  avgMs: number;
+  deferred: number;
+  since: number;
+}
+
+const PACE_WINDOW_MS = 60_000;
+
+export function originGate(limit: number, opts: { maxWaiting: number; waitMs: number }): OriginGate {
   const inFlight = new Map<string, number>();
+  const waiting = new Map<string, ((got: boolean) => void)[]>();
+  const paces = new Map<string, Pace>();
+  let waiters = 0;
+  const pace = (origin: string): Pace => {
+    const p = paces.get(origin) ?? { started: [], avgMs: 0, deferred: 0, since: Date.now() };
+    paces.set(origin, p);
+    return p;
+  };
+  const started = (origin: string) => pace(origin).started.push(Date.now());
   return {
-    tryAcquire(origin) {
+    deferFor(origin) {
+      const p = pace(origin);
+      const now = Date.now();
+      if (now - p.since > PACE_WINDOW_MS) {
+        p.deferred = 0;
+        p.since = now;
+      }
+      p.deferred++;
+      const oldest = p.started[0];
+      const perPush = Math.max(p.avgMs, oldest === undefined ? 0 : now - oldest);
+      return Math.round((p.deferred * perPush) / limit);
+    },
+    acquire(origin) {
       const n = inFlight.get(origin) ?? 0;
-      if (n >= limit) return false;
-      inFlight.set(origin, n + 1);
-      return true;
+      if (n < limit) {
+        inFlight.set(origin, n + 1);
+        started(origin);
+        return Promise.resolve(true);
+      }
+      const queue = waiting.get(origin) ?? [];
+      if (waiters >= opts.maxWaiting || queue.length >= limit) return Promise.resolve(false);
+      return new Promise<boolean>((resolve) => {
+        const settle = (got: boolean) => {
+          clearTimeout(timer);
+          waiters--;
+          resolve(got);
+        };
+        const timer = setTimeout(() => {
+          const q = waiting.get(origin) ?? [];
+          q.splice(q.indexOf(settle), 1);
+          if (!q.length) waiting.delete(origin);
+          settle(false);
+        }, opts.waitMs);
+        waiters++;
+        queue.push(settle);
+        waiting.set(origin, queue);
+      });
     },
     release(origin) {
+      const p = pace(origin);
+      const began = p.started.shift();
+      if (began !== undefined)
+        p.avgMs = p.avgMs ? 0.8 * p.avgMs + 0.2 * (Date.now() - began) : Date.now() - began;
+      const queue = waiting.get(origin);
+      const next = queue?.shift();
+      if (queue && !queue.length) waiting.delete(origin);
+      // The slot passes to the next waiter as it is.
+      if (next) {
+        started(origin);
+        return next(true);
+      }
       const n = (inFlight.get(origin) ?? 1) - 1;
       if (n > 0) inFlight.set(origin, n);
-      else inFlight.delete(origin);
+      else {
+        inFlight.delete(origin);
+        if (!p.deferred) paces.delete(origin);
+      }
     },
   };
 }

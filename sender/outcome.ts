@@ -55,6 +55,26 @@ export function backoffMs(attempt: number, policy: RetryPolicy, random: () => nu
 }
 
 /**
+ * A delivery whose origin has no free push slot here is looked at again later, without an
+ * attempt. Its n-th deferral waits like an n-th retry (backoffMs), so a slow origin's backlog comes
+ * back ever more rarely instead of cycling through the shared queue every second ahead of other
+ * origins' first attempts; and deferrals count toward the retry window like attempts, so nothing
+ * cycles for longer than the window.
+ */
+export function deferral(
+  deferrals: number,
+  elapsedMs: number,
+  policy: RetryPolicy,
+  random: () => number = Math.random,
+  /** At least this long (the origin's pace, see OriginGate.deferFor), up to the policy's max. */
+  minMs = 0,
+): Outcome {
+  const afterMs = Math.max(backoffMs(deferrals, policy, random), Math.min(minMs, policy.maxMs));
+  if (elapsedMs + afterMs > policy.windowMs) return { kind: 'dead', reason: 'retry_window_exhausted' };
+  return { kind: 'retry', afterMs };
+}
+
+/**
  * What to do after a push attempt. Pure: the sender applies the decision (inbox, address,
  * retry queue, parking queue) at its edges.
  */

@@ -11,7 +11,10 @@ import { tierFor } from '../common/queue/topology.ts';
 import { createAcker } from './acker.ts';
 import type { Pusher } from './deliver.ts';
 import { type OriginGate, originGate, originOf } from './origin-gate.ts';
-import { type Outcome, outcome, type RetryPolicy } from './outcome.ts';
+import { deferral, type Outcome, outcome, type RetryPolicy } from './outcome.ts';
+
+/** How long a delivery waits here for its busy origin's next free slot before it is deferred. */
+const GATE_WAIT_MS = 250;
 
 export interface SenderDeps {
   config: Config;
@@ -98,12 +101,25 @@ export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack:
   }
   const address = target.user_address;
   const origin = originOf(address);
-  if (deps.gate && !deps.gate.tryAcquire(origin)) {
-    // That receiver already has all the pushes it may have from us: look again after a short
-    // delay, without an attempt, and keep this slot for other receivers.
-    await broker.publish([delayed(broker, d, Date.now() + deps.config.SENDER_RETRY_BASE_MS)]);
+  if (deps.gate && !(await deps.gate.acquire(origin))) {
+    // That receiver already has all the pushes it may have from us: look again later, without
+    // an attempt, and keep this slot for other receivers.
+    const deferrals = (d.deferrals ?? 0) + 1;
+    const o = deferral(
+      deferrals,
+      Date.now() - Date.parse(d.created_at),
+      retryPolicy(deps.config),
+      Math.random,
+      deps.gate.deferFor(origin),
+    );
+    const next = { ...d, deferrals };
+    await broker.publish([
+      o.kind === 'retry' ? delayed(broker, next, Date.now() + o.afterMs) : parked(broker, next, o),
+    ]);
     ack();
-    log.debug('origin busy, deferred');
+    if (o.kind === 'retry') log.debug({ deferrals, retry_in_ms: o.afterMs }, 'origin busy, deferred');
+    else
+      log.warn({ deferrals, outcome: 'dead', reason: o.kind === 'dead' ? o.reason : undefined }, 'push dead');
     return;
   }
   const attempt = d.attempt + 1;
@@ -160,7 +176,13 @@ export function startSender(deps: SenderDeps): Consumer {
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const withGate = {
     ...deps,
-    gate: deps.gate ?? originGate(deps.config.SENDER_CONNECTIONS_PER_ORIGIN),
+    gate:
+      deps.gate ??
+      originGate(deps.config.SENDER_CONNECTIONS_PER_ORIGIN, {
+        // Three quarters of the prefetch always stay free for other origins.
+        maxWaiting: Math.floor(deps.config.SENDER_PREFETCH / 4),
+        waitMs: GATE_WAIT_MS,
+      }),
     store: deps.store ?? deliveryStore(deps.db),
   };
   const acker = createAcker((n) => deps.metrics?.amqpAcks.inc(n));

@@ -17,6 +17,8 @@ export const delivery = z.object({
   created_at: z.string(),
   /** Attempts made so far (0 on the first publish). */
   attempt: z.number().int().min(0),
+  /** Times it found its origin busy and was put back without an attempt. */
+  deferrals: z.number().int().min(0).optional(),
   /** Not to be attempted before this time (ms since epoch); set on retries. */
   not_before: z.number().optional(),
   /** The stored event JSON, on the first publish only. */

@@ -3,6 +3,7 @@ import { retryTiers, tierFor } from '../../common/queue/topology.ts';
 import { classify } from '../../sender/deliver.ts';
 import {
   type Answer,
+  deferral,
   type Outcome,
   outcome,
   parseRetryAfter,
@@ -109,6 +110,27 @@ describe('sender outcome (pure decision table)', () => {
       expect(parseRetryAfter(bad, now), String(bad)).to.equal(undefined);
     }
   });
+});
+
+describe('sender deferral (origin busy, no attempt)', () => {
+  // [deferrals so far + 1, elapsed ms since queued, random(), expected]
+  const table: [string, number, number, number, Outcome][] = [
+    ['first deferral waits base', 1, 0, 0.9, { kind: 'retry', afterMs: 1_000 }],
+    ['fifth deferral backs off like a fifth attempt', 5, 0, 0.5, { kind: 'retry', afterMs: 8_500 }],
+    ['many deferrals are capped at max', 40, 0, 1, { kind: 'retry', afterMs: 3_600_000 }],
+    [
+      'deferrals count toward the window',
+      3,
+      86_399_000,
+      1,
+      { kind: 'dead', reason: 'retry_window_exhausted' },
+    ],
+  ];
+  for (const [name, n, elapsedMs, r, expected] of table) {
+    it(`when ${name}, then ${expected.kind}`, () => {
+      expect(deferral(n, elapsedMs, policy, () => r)).to.deep.equal(expected);
+    });
+  }
 });
 
 describe('retry tiers', () => {

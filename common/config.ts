@@ -26,17 +26,35 @@ const schema = z.object({
   /** Proxies whose X-Forwarded-For is believed: IPs or CIDRs, comma separated. */
   TRUSTED_PROXIES: list.default(['127.0.0.1/8', '::1/128']),
   SESSION_TTL_DAYS: z.coerce.number().positive().default(30),
+  /** Absolute session lifetime: a session ends this long after login however often it is used. */
+  SESSION_MAX_DAYS: z.coerce.number().positive().default(90),
   INBOX_TTL_DAYS: z.coerce.number().positive().default(30),
   CLEANUP_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
-  /** Failed logins for one username before it is slowed down, and for how long. */
+  /** Failed logins for one username from one place (client IP, IPv6 /64) before that place waits, and how long. */
   LOGIN_MAX_FAILURES: z.coerce.number().int().positive().default(10),
   LOGIN_LOCK_SECONDS: z.coerce.number().int().positive().default(60),
-  /** scrypt cost (N); tests lower it to keep the suite fast. Must be a power of two. */
+  /**
+   * Failed logins for one username from all places together before everyone waits (the slow
+   * ceiling). Default 1000, or more when the per-place budget would let one place reach that.
+   */
+  LOGIN_USER_MAX_FAILURES: z.coerce.number().int().positive().optional(),
+  LOGIN_USER_WINDOW_SECONDS: z.coerce.number().int().positive().default(3600),
+  /** Devices one account may have; a login that would add one more is refused (409 too_many_devices). */
+  DEVICES_PER_USER_MAX: z.coerce.number().int().min(1).max(1000).default(10),
+  /** Devices unseen (no authenticated request or stream) this long are deleted by the cleanup job. */
+  DEVICE_INACTIVE_DAYS: z.coerce.number().positive().default(90),
+  /** Groups one user may be a member of (409 too_many_groups past it). */
+  GROUPS_PER_USER_MAX: z.coerce.number().int().min(1).default(200),
+  /** Members per group (409 group_full past it); times DEVICES_PER_USER_MAX it must fit one message. */
+  GROUP_MEMBERS_MAX: z.coerce.number().int().min(2).default(100),
+  /** Membership changes (adds, joins, removals of others) per group per minute (429 past it). */
+  GROUP_CHANGES_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+  /** scrypt cost (N, 2^17 as OWASP advises: 128 MiB per hash); tests lower it. A power of two. */
   PASSWORD_HASH_COST: z.coerce
     .number()
     .int()
     .refine((n) => n >= 1024 && (n & (n - 1)) === 0, 'a power of two >= 1024')
-    .default(16384),
+    .default(131_072),
   /** Ed25519 key that signs pushes; created by `npm run keys` when absent. */
   SIGNING_KEY_FILE: z.string().default('cert/signing-key.json'),
   /** Internal port serving Prometheus GET /metrics on HOST (0 = off); never routed by nginx. */
@@ -139,10 +157,52 @@ const schema = z.object({
   STACK_INSTALL: z.enum(['auto', 'never']).default('auto'),
 });
 
-export type Config = z.output<typeof schema>;
+/**
+ * Envelopes one message may carry (`MAX_ENVELOPES` of the send route, which a test holds equal):
+ * a group send covers every device of every member but the sending one.
+ */
+export const ENVELOPE_LIMIT = 1000;
+
+/** What one place can fail within LOGIN_USER_WINDOW_SECONDS, failing as fast as its budget allows. */
+const onePlaceFailures = (c: z.output<typeof schema>) =>
+  c.LOGIN_MAX_FAILURES * (Math.floor(c.LOGIN_USER_WINDOW_SECONDS / c.LOGIN_LOCK_SECONDS) + 1);
+
+/** Limits that only make sense together; checked once, like the values themselves. */
+const checked = schema
+  .superRefine((c, ctx) => {
+    if (c.GROUP_MEMBERS_MAX * c.DEVICES_PER_USER_MAX - 1 > ENVELOPE_LIMIT) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['GROUP_MEMBERS_MAX'],
+        message: `GROUP_MEMBERS_MAX × DEVICES_PER_USER_MAX - 1 must be at most ${ENVELOPE_LIMIT} (envelopes per message), or a full group could not be sent to`,
+      });
+    }
+    // One place must not reach the all-places ceiling, or one attacker locks the owner out.
+    const onePlace = onePlaceFailures(c);
+    if (c.LOGIN_USER_MAX_FAILURES !== undefined && onePlace >= c.LOGIN_USER_MAX_FAILURES) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['LOGIN_USER_MAX_FAILURES'],
+        message: `must exceed what one place can fail in LOGIN_USER_WINDOW_SECONDS (${onePlace}), or one attacker locks the owner out`,
+      });
+    }
+    if (c.SESSION_MAX_DAYS < c.SESSION_TTL_DAYS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SESSION_MAX_DAYS'],
+        message: 'must be at least SESSION_TTL_DAYS',
+      });
+    }
+  })
+  .transform((c) => ({
+    ...c,
+    LOGIN_USER_MAX_FAILURES: c.LOGIN_USER_MAX_FAILURES ?? Math.max(1000, onePlaceFailures(c) + 1),
+  }));
+
+export type Config = z.output<typeof checked>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = schema.safeParse(env);
+  const parsed = checked.safeParse(env);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new Error(`invalid configuration:\n${lines.join('\n')}`);

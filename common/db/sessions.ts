@@ -9,10 +9,20 @@ export interface SessionIdentity {
   last_active_at: Date;
 }
 
+/**
+ * How long sessions live: `ttlDays` after their last use (sliding), and never more than `maxDays`
+ * after the login that opened them (absolute). `expires_at` always holds the earlier of the two,
+ * so every reader (findSession, the listeners' session cache) sees the effective expiry.
+ */
+export interface SessionLifetime {
+  ttlDays: number;
+  maxDays: number;
+}
+
 /** Replaces the device's session (resuming a device ends its old session). */
 export async function openSession(
   q: Q,
-  s: { tokenHash: Buffer; deviceId: string; userId: string; ttlDays: number },
+  s: { tokenHash: Buffer; deviceId: string; userId: string; lifetime: SessionLifetime },
 ): Promise<Date> {
   // One statement, so a concurrent login of the same device cannot slip a row in between.
   const [row] = await q('sessions')
@@ -20,7 +30,9 @@ export async function openSession(
       token_hash: s.tokenHash,
       device_id: s.deviceId,
       user_id: s.userId,
-      expires_at: q.raw(`now() + make_interval(secs => ?)`, [s.ttlDays * 86400]),
+      expires_at: q.raw(`now() + make_interval(secs => ?)`, [
+        Math.min(s.lifetime.ttlDays, s.lifetime.maxDays) * 86400,
+      ]),
     })
     .onConflict('device_id')
     .merge(['token_hash', 'user_id', 'expires_at', 'created_at'])
@@ -40,11 +52,25 @@ export async function findSession(q: Q, tokenHash: Buffer): Promise<SessionIdent
   return rows[0];
 }
 
-/** Sliding expiry: a session lives `ttlDays` after its last use. */
-export async function extendSession(q: Q, tokenHash: Buffer, ttlDays: number): Promise<void> {
-  await q('sessions')
+/**
+ * Sliding expiry up to the absolute one: `ttlDays` after now, but never past `maxDays` after the
+ * login (`created_at`). Returns the new effective expiry (undefined when the session is gone).
+ */
+export async function extendSession(
+  q: Q,
+  tokenHash: Buffer,
+  lifetime: SessionLifetime,
+): Promise<Date | undefined> {
+  const [row] = await q('sessions')
     .where({ token_hash: tokenHash })
-    .update({ expires_at: q.raw(`now() + make_interval(secs => ?)`, [ttlDays * 86400]) });
+    .update({
+      expires_at: q.raw(`LEAST(now() + make_interval(secs => ?), created_at + make_interval(secs => ?))`, [
+        lifetime.ttlDays * 86400,
+        lifetime.maxDays * 86400,
+      ]),
+    })
+    .returning<{ expires_at: Date }[]>('expires_at');
+  return row?.expires_at;
 }
 
 export async function endSession(q: Q, deviceId: string): Promise<void> {

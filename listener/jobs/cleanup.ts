@@ -2,7 +2,7 @@ import type { Config } from '../../common/config.ts';
 import { pruneDeliveryAttempts } from '../../common/db/deliveries.ts';
 import { deleteExpiredInbox } from '../../common/db/inbox.ts';
 import type { Db } from '../../common/db/index.ts';
-import { deleteStaleLoginFailures } from '../../common/db/login-failures.ts';
+import { deleteStaleLoginFailures, failureBudget } from '../../common/db/login-failures.ts';
 import { releaseOldClientMessageIds } from '../../common/db/messages.ts';
 import { deleteExpiredSessions } from '../../common/db/sessions.ts';
 import type { Logger } from '../../common/log.ts';
@@ -15,7 +15,7 @@ export async function cleanup(db: Db, config: Config, log: Logger): Promise<void
   const counts = {
     inbox: await deleteExpiredInbox(db),
     sessions: await deleteExpiredSessions(db),
-    login_failures: await deleteStaleLoginFailures(db, config.LOGIN_LOCK_SECONDS),
+    login_failures: await deleteStaleLoginFailures(db, failureBudget(config)),
     client_message_ids: await releaseOldClientMessageIds(db),
     delivery_attempts: await pruneDeliveryAttempts(db, config.DELIVERY_ATTEMPTS_RETENTION_DAYS),
   };

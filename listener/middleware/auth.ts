@@ -1,6 +1,6 @@
 import { hashToken } from '../../common/crypto/tokens.ts';
 import { touchDevice } from '../../common/db/devices.ts';
-import { extendSession, findSession } from '../../common/db/sessions.ts';
+import { extendSession, findSession, type SessionLifetime } from '../../common/db/sessions.ts';
 import { unauthorized } from '../../common/errors.ts';
 import type { Identity } from '../deps.ts';
 import type { Ctx } from '../http/route.ts';
@@ -8,6 +8,11 @@ import type { Ctx } from '../http/route.ts';
 /** Activity is written at most this often per device, so reads do not each cost a write. */
 const TOUCH_INTERVAL_MS = 60_000;
 const BEARER = /^Bearer ([A-Za-z0-9_-]{20,200})$/;
+
+export const sessionLifetime = (config: Ctx['deps']['config']): SessionLifetime => ({
+  ttlDays: config.SESSION_TTL_DAYS,
+  maxDays: config.SESSION_MAX_DAYS,
+});
 
 export function bearerToken(header: string | undefined): string | undefined {
   return header ? BEARER.exec(header)?.[1] : undefined;
@@ -44,9 +49,11 @@ export async function identify(
   const now = Date.now();
   if (now - s.lastActiveAt > TOUCH_INTERVAL_MS) {
     s.lastActiveAt = now;
-    s.expiresAt = now + config.SESSION_TTL_DAYS * 86_400_000;
     await touchDevice(db, s.identity.deviceId, client.ip, client.userAgent);
-    await extendSession(db, tokenHash, config.SESSION_TTL_DAYS);
+    // The extension stops at the absolute lifetime; the cache keeps what the row now says.
+    const expiresAt = await extendSession(db, tokenHash, sessionLifetime(config));
+    s.expiresAt = expiresAt ? expiresAt.getTime() : 0;
+    if (s.expiresAt <= now) return null;
   }
   return s.identity;
 }

@@ -4,13 +4,20 @@ import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
 import { hashToken, newToken } from '../../common/crypto/tokens.ts';
 import { findDevice, insertDevice, updateDevice } from '../../common/db/devices.ts';
 import { requeueInbox } from '../../common/db/inbox.ts';
-import { clearLoginFailures, loginLockedFor, recordLoginFailure } from '../../common/db/login-failures.ts';
+import {
+  clearLoginFailures,
+  failureBudget,
+  failureSource,
+  loginLockedFor,
+  recordLoginFailure,
+} from '../../common/db/login-failures.ts';
 import { endSession, openSession } from '../../common/db/sessions.ts';
 import { findUserByUsername, lockUser } from '../../common/db/users.ts';
 import { AppError, conflict, notFound, rateLimited } from '../../common/errors.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 import { withEvents } from '../messaging/append.ts';
+import { sessionLifetime } from '../middleware/auth.ts';
 
 const invalidCredentials = () => new AppError(401, 'invalid_credentials', 'wrong username or password');
 
@@ -19,16 +26,18 @@ let decoyHash: Promise<string> | undefined;
 
 async function checkCredentials(ctx: Ctx, username: string, password: string) {
   const { db, config } = ctx.deps;
-  const wait = await loginLockedFor(db, username, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS);
+  const budget = failureBudget(config);
+  const source = failureSource(ctx.state.clientIp);
+  const wait = await loginLockedFor(db, username, source, budget);
   if (wait) throw rateLimited(wait, 'too many failed logins for this username, retry later');
   const user = await findUserByUsername(db, username);
   decoyHash ??= hashPassword('decoy password', config.PASSWORD_HASH_COST);
   const ok = await verifyPassword(password, user?.password_hash ?? (await decoyHash));
   if (!user || !ok) {
-    await recordLoginFailure(db, username, config.LOGIN_LOCK_SECONDS);
+    await recordLoginFailure(db, username, source, budget);
     throw invalidCredentials();
   }
-  await clearLoginFailures(db, username);
+  await clearLoginFailures(db, username, source);
   return user;
 }
 
@@ -99,7 +108,7 @@ export const sessionRoutes = [
           tokenHash: hashToken(token),
           deviceId,
           userId: user.id,
-          ttlDays: config.SESSION_TTL_DAYS,
+          lifetime: sessionLifetime(config),
         });
       });
       // A new device changes the user's directory; a resumed one's old token ends: on every listener.

@@ -3,7 +3,13 @@ import { z } from 'zod';
 import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
 import { deviceKeysByUser } from '../../common/db/devices.ts';
 import { isUniqueViolation } from '../../common/db/index.ts';
-import { clearLoginFailures, loginLockedFor, recordLoginFailure } from '../../common/db/login-failures.ts';
+import {
+  clearLoginFailures,
+  failureBudget,
+  failureSource,
+  loginLockedFor,
+  recordLoginFailure,
+} from '../../common/db/login-failures.ts';
 import { endOtherSessions } from '../../common/db/sessions.ts';
 import {
   deleteUser,
@@ -58,19 +64,21 @@ async function me(ctx: Ctx) {
 }
 
 /**
- * The password check of PATCH/DELETE /api/users/me. It shares the per-username failure budget of
- * POST /api/login, so a stolen token cannot be used to brute-force the password here either.
+ * The password check of PATCH/DELETE /api/users/me. It shares the failure budgets of POST
+ * /api/login (per place and per username), so a stolen token cannot brute-force the password here.
  */
 async function requirePassword(ctx: Ctx, password: string) {
   const { db, config } = ctx.deps;
   const user = await me(ctx);
-  const wait = await loginLockedFor(db, user.username, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCK_SECONDS);
+  const budget = failureBudget(config);
+  const source = failureSource(ctx.state.clientIp);
+  const wait = await loginLockedFor(db, user.username, source, budget);
   if (wait) throw rateLimited(wait, 'too many wrong passwords for this user, retry later');
   if (!(await verifyPassword(password, user.password_hash))) {
-    await recordLoginFailure(db, user.username, config.LOGIN_LOCK_SECONDS);
+    await recordLoginFailure(db, user.username, source, budget);
     throw forbidden('wrong password', 'wrong_password');
   }
-  await clearLoginFailures(db, user.username);
+  await clearLoginFailures(db, user.username, source);
   return user;
 }
 

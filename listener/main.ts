@@ -77,7 +77,9 @@ const metricsServer = config.METRICS_PORT
 log.info({ address: server.address() }, 'listener ready');
 
 const jobs = [
-  every(config.CLEANUP_INTERVAL_MS, 'cleanup', log, () => cleanup(db, config, log)),
+  every(config.CLEANUP_INTERVAL_MS, 'cleanup', log, () =>
+    cleanup(db, config, log, (userId) => app.context.deps.cache.revoke(userId)),
+  ),
   every(config.CLEANUP_INTERVAL_MS, 'file-gc', log, () => collectFiles(db, config, log)),
 ];
 

@@ -111,6 +111,31 @@ export async function touchDevice(
     .update({ last_active_at: q.fn.now(), last_ip: ip, user_agent: userAgent?.slice(0, 512) ?? null });
 }
 
+export async function countDevices(q: Q, userId: string): Promise<number> {
+  const row = await q('devices').where({ user_id: userId }).count<{ n: string }[]>({ n: '*' }).first();
+  return Number(row?.n ?? 0);
+}
+
+/**
+ * Deletes up to `limit` devices unseen (no authenticated request or stream) for `days`, with
+ * their sessions and inboxes (ON DELETE CASCADE); returns how many, and their users. Several
+ * listeners may run it at once: SKIP LOCKED hands them disjoint rows.
+ */
+export async function deleteInactiveDevices(
+  q: Q,
+  days: number,
+  limit = 1000,
+): Promise<{ deleted: number; users: string[] }> {
+  const { rows } = await q.raw<{ rows: { user_id: string }[] }>(
+    `DELETE FROM devices WHERE id IN (
+       SELECT id FROM devices WHERE last_active_at < now() - make_interval(secs => ?)
+        ORDER BY last_active_at LIMIT ? FOR UPDATE SKIP LOCKED)
+     RETURNING user_id`,
+    [days * 86400, limit],
+  );
+  return { deleted: rows.length, users: [...new Set(rows.map((r) => r.user_id))] };
+}
+
 export async function deleteDevice(q: Q, userId: string, id: string): Promise<boolean> {
   return (await q('devices').where({ id, user_id: userId }).delete()) > 0;
 }

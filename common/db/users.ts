@@ -18,8 +18,15 @@ export async function findUserByUsername(q: Q, username: string): Promise<UserRo
 }
 
 /** Holds the user row until the transaction ends (a concurrent account deletion waits); false when gone. */
-export async function lockUser(q: Q, id: string): Promise<boolean> {
-  return (await q('users').select('id').where({ id }).forShare().first()) !== undefined;
+/**
+ * Holds the user row until the transaction ends; `exclusive` (FOR NO KEY UPDATE) also serializes
+ * the callers that count something of the user's before adding to it (devices), so a cap holds
+ * under concurrent requests.
+ */
+export async function lockUser(q: Q, id: string, mode: 'share' | 'exclusive' = 'share'): Promise<boolean> {
+  const query = q('users').select('id').where({ id });
+  const row = await (mode === 'share' ? query.forShare() : query.forNoKeyUpdate()).first();
+  return row !== undefined;
 }
 
 export async function findUserById(q: Q, id: string): Promise<UserRow | undefined> {

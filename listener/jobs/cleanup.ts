@@ -1,5 +1,6 @@
 import type { Config } from '../../common/config.ts';
 import { pruneDeliveryAttempts } from '../../common/db/deliveries.ts';
+import { deleteInactiveDevices } from '../../common/db/devices.ts';
 import { deleteExpiredInbox } from '../../common/db/inbox.ts';
 import type { Db } from '../../common/db/index.ts';
 import { deleteStaleLoginFailures, failureBudget } from '../../common/db/login-failures.ts';
@@ -8,11 +9,21 @@ import { deleteExpiredSessions } from '../../common/db/sessions.ts';
 import type { Logger } from '../../common/log.ts';
 
 /**
- * Expiry of undelivered events (INBOX_TTL_DAYS), sessions, login-failure windows and the 24 h
- * idempotency window. Plain DELETE/UPDATE by time, so every listener may run it concurrently.
+ * Expiry of undelivered events (INBOX_TTL_DAYS), sessions, login-failure windows, the 24 h
+ * idempotency window and devices unseen for DEVICE_INACTIVE_DAYS. Plain DELETE/UPDATE by time,
+ * so every listener may run it concurrently. `revoke` (the session cache's broadcast) runs for
+ * every user who lost a device, after the delete committed, so no listener serves it on.
  */
-export async function cleanup(db: Db, config: Config, log: Logger): Promise<void> {
+export async function cleanup(
+  db: Db,
+  config: Config,
+  log: Logger,
+  revoke: (userId: string) => Promise<void>,
+): Promise<void> {
+  const inactive = await deleteInactiveDevices(db, config.DEVICE_INACTIVE_DAYS);
+  for (const userId of inactive.users) await revoke(userId);
   const counts = {
+    devices: inactive.deleted,
     inbox: await deleteExpiredInbox(db),
     sessions: await deleteExpiredSessions(db),
     login_failures: await deleteStaleLoginFailures(db, failureBudget(config)),

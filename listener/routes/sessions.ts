@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
 import { hashToken, newToken } from '../../common/crypto/tokens.ts';
-import { findDevice, insertDevice, updateDevice } from '../../common/db/devices.ts';
+import { countDevices, findDevice, insertDevice, updateDevice } from '../../common/db/devices.ts';
 import { requeueInbox } from '../../common/db/inbox.ts';
 import {
   clearLoginFailures,
@@ -67,8 +67,9 @@ export const sessionRoutes = [
       },
       404: { description: "`device_id` is not one of this user's devices" },
       409: {
-        description: '`device_key_mismatch`: the device has another public key',
-        errors: ['device_key_mismatch'],
+        description:
+          '`device_key_mismatch`: the device has another public key; `too_many_devices`: a new device would pass `DEVICES_PER_USER_MAX` (resume one with `device_id` or remove one)',
+        errors: ['device_key_mismatch', 'too_many_devices'],
       },
       429: { description: 'too many failed logins for this username' },
     },
@@ -80,7 +81,9 @@ export const sessionRoutes = [
       const client = { last_ip: ctx.state.clientIp, user_agent: ctx.get('user-agent').slice(0, 512) || null };
       const expiresAt = await withEvents(ctx, async (trx, _append, wrote) => {
         // The account may be deleted while this login runs: then the credentials no longer hold.
-        if (!(await lockUser(trx, user.id))) throw invalidCredentials();
+        // A new device locks the user exclusively, so concurrent logins cannot pass the cap together.
+        if (!(await lockUser(trx, user.id, body.device_id ? 'share' : 'exclusive')))
+          throw invalidCredentials();
         if (body.device_id) {
           const device = await findDevice(trx, body.device_id);
           if (!device || device.user_id !== user.id) throw notFound('no such device');
@@ -95,6 +98,12 @@ export const sessionRoutes = [
           if (body.user_address ?? device.user_address)
             wrote(await requeueInbox(trx, deviceId, ctx.state.requestId));
         } else {
+          if ((await countDevices(trx, user.id)) >= config.DEVICES_PER_USER_MAX) {
+            throw conflict(
+              'too_many_devices',
+              `an account has at most ${config.DEVICES_PER_USER_MAX} devices: log in with the device_id of one of yours, or remove one (DELETE /api/devices/{id})`,
+            );
+          }
           await insertDevice(trx, {
             id: deviceId,
             user_id: user.id,

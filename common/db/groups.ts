@@ -98,19 +98,76 @@ export async function membersWithNames(
     .orderBy('m.seniority');
 }
 
-export async function groupsOf(q: Q, userId: string): Promise<GroupSummary[]> {
-  const { rows } = await q.raw<{ rows: GroupSummary[] }>(
-    `SELECT ${SUMMARY} FROM groups g
-      WHERE g.id IN (SELECT group_id FROM group_members WHERE user_id = ?)
-      ORDER BY lower(g.name), g.id`,
-    [userId],
-  );
-  return rows;
-}
-
 export interface PublicCursor {
   name: string;
   id: string;
+}
+
+/** A page of the user's groups by (lower(name), id) after `cursor`, like the public search. */
+export async function groupsOf(
+  q: Q,
+  userId: string,
+  opts: { after: PublicCursor | null; limit: number },
+): Promise<{ groups: GroupSummary[]; next: PublicCursor | null }> {
+  const bindings: (string | number)[] = [userId];
+  let after = '';
+  if (opts.after) {
+    after = 'AND (lower(g.name), g.id) > (?, ?::uuid)';
+    bindings.push(opts.after.name, opts.after.id);
+  }
+  bindings.push(opts.limit + 1);
+  const { rows } = await q.raw<{ rows: (GroupSummary & { sort_name: string })[] }>(
+    `SELECT ${SUMMARY}, lower(g.name) AS sort_name FROM groups g
+      WHERE g.id IN (SELECT group_id FROM group_members WHERE user_id = ?) ${after}
+      ORDER BY lower(g.name), g.id
+      LIMIT ?`,
+    bindings,
+  );
+  return page(rows, opts.limit);
+}
+
+function page(
+  rows: (GroupSummary & { sort_name: string })[],
+  limit: number,
+): { groups: GroupSummary[]; next: PublicCursor | null } {
+  const kept = rows.slice(0, limit);
+  const last = kept.at(-1);
+  return {
+    groups: kept.map(({ sort_name: _, ...g }) => g),
+    next: rows.length > limit && last ? { name: last.sort_name, id: last.group_id } : null,
+  };
+}
+
+/** How many groups each of `userIds` is a member of (0 for none). */
+export async function groupCounts(q: Q, userIds: string[]): Promise<Map<string, number>> {
+  const rows: { user_id: string; n: number }[] = await q('group_members')
+    .select('user_id', q.raw('count(*)::int AS n'))
+    .whereIn('user_id', userIds)
+    .groupBy('user_id');
+  const counts = new Map(userIds.map((id) => [id, 0]));
+  for (const r of rows) counts.set(r.user_id, r.n);
+  return counts;
+}
+
+/**
+ * Counts one membership change against the group's fixed one-minute window (the caller holds the
+ * group row FOR UPDATE) and returns the seconds to wait when it is over `perMinute`, else 0. A
+ * refusal rolls back with the caller's transaction, so refused changes do not count.
+ */
+export async function countMembershipChange(trx: Tx, groupId: string, perMinute: number): Promise<number> {
+  const fresh = `changes_window_start > now() - interval '60 seconds'`;
+  const { rows } = await trx.raw<{ rows: { n: number; left_ms: number }[] }>(
+    `UPDATE groups SET
+       changes_in_window = CASE WHEN ${fresh} THEN changes_in_window + 1 ELSE 1 END,
+       changes_window_start = CASE WHEN ${fresh} THEN changes_window_start ELSE now() END
+     WHERE id = ?
+     RETURNING changes_in_window AS n,
+       (extract(epoch FROM changes_window_start + interval '60 seconds' - now()) * 1000)::float8 AS left_ms`,
+    [groupId],
+  );
+  const row = rows[0];
+  if (!row || row.n <= perMinute) return 0;
+  return Math.max(1, Math.ceil(row.left_ms / 1000));
 }
 
 /** Public groups whose name contains `q` (case-insensitive), by (lower(name), id) after `cursor`. */
@@ -134,12 +191,7 @@ export async function searchPublicGroups(
       LIMIT ?`,
     bindings,
   );
-  const page = rows.slice(0, opts.limit);
-  const last = page.at(-1);
-  return {
-    groups: page.map(({ sort_name: _, ...g }) => g),
-    next: rows.length > opts.limit && last ? { name: last.sort_name, id: last.group_id } : null,
-  };
+  return page(rows, opts.limit);
 }
 
 /** Groups left without members (their last member's account was deleted). */

@@ -29,6 +29,11 @@ export async function lockUser(q: Q, id: string, mode: 'share' | 'exclusive' = '
   return row !== undefined;
 }
 
+/** Holds several user rows (FOR NO KEY UPDATE, in id order so two callers cannot deadlock). */
+export async function lockUsers(q: Q, ids: string[]): Promise<void> {
+  await q.raw('SELECT id FROM users WHERE id = ANY(?::uuid[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
+}
+
 export async function findUserById(q: Q, id: string): Promise<UserRow | undefined> {
   return q<UserRow>('users').where({ id }).first();
 }

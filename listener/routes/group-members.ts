@@ -1,18 +1,33 @@
 import { z } from 'zod';
-import { addMembers, deleteGroup, lockGroup, removeMember } from '../../common/db/groups.ts';
+import {
+  addMembers,
+  countMembershipChange,
+  deleteGroup,
+  lockGroup,
+  removeMember,
+} from '../../common/db/groups.ts';
 import type { Tx } from '../../common/db/index.ts';
 import { findUserByUsername } from '../../common/db/users.ts';
-import { conflict, forbidden, notFound } from '../../common/errors.ts';
+import { forbidden, notFound, rateLimited } from '../../common/errors.ts';
 import type { Ctx } from '../http/route.ts';
 import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 import { type Append, withEvents } from '../messaging/append.ts';
 import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
-import { MAX_GROUP_MEMBERS } from './groups.ts';
+import { checkGroupQuota, groupFull } from './groups.ts';
 
 /** Tells every device of `users` (members before and after the change) that the group changed. */
 async function announce(ctx: Ctx, trx: Tx, append: Append, groupId: string, users: string[]): Promise<void> {
   await append(fanOut(await devicesOf(trx, users), groupUpdated(ctx.state.auth, groupId)));
+}
+
+/**
+ * Counts a membership change against the group's GROUP_CHANGES_PER_MINUTE: every change sends
+ * `group.updated` to every device of every member, so an add/remove loop must not run unbounded.
+ */
+async function throttle(ctx: Ctx, trx: Tx, groupId: string): Promise<void> {
+  const wait = await countMembershipChange(trx, groupId, ctx.deps.config.GROUP_CHANGES_PER_MINUTE);
+  if (wait) throw rateLimited(wait, 'too many membership changes in this group, retry later');
 }
 
 /** The group locked for a membership change, or 404 for strangers to a private group. */
@@ -36,7 +51,15 @@ export const groupMemberRoutes = [
       204: { description: 'is a member now (already was: no change, no event)' },
       403: { description: 'only the owner adds others' },
       404: { description: 'no such group (or not visible to you), or no such user' },
-      409: { description: '`group_full`: the group has 500 members', errors: ['group_full'] },
+      409: {
+        description:
+          '`group_full`: the group has `GROUP_MEMBERS_MAX` members; `too_many_groups`: the user is in `GROUPS_PER_USER_MAX` groups',
+        errors: ['group_full', 'too_many_groups'],
+      },
+      429: {
+        description:
+          '`rate_limited`: `GROUP_CHANGES_PER_MINUTE` membership changes of this group in the last minute; see Retry-After',
+      },
     },
     async handle(ctx, { params, body }) {
       const me = ctx.state.auth.userId;
@@ -47,8 +70,10 @@ export const groupMemberRoutes = [
         if (group.owner !== me && !joiningPublic) throw forbidden('only the group owner adds members');
         if (!user) throw notFound('no such user');
         if (group.members.includes(user.id)) return;
-        if (group.members.length >= MAX_GROUP_MEMBERS)
-          throw conflict('group_full', `a group has at most ${MAX_GROUP_MEMBERS} members`);
+        const { config } = ctx.deps;
+        if (group.members.length >= config.GROUP_MEMBERS_MAX) throw groupFull(config.GROUP_MEMBERS_MAX);
+        await checkGroupQuota(trx, [user.id], config.GROUPS_PER_USER_MAX);
+        await throttle(ctx, trx, group.id);
         await addMembers(trx, group.id, [user.id]);
         await announce(ctx, trx, append, group.id, [...group.members, user.id]);
       });
@@ -67,6 +92,10 @@ export const groupMemberRoutes = [
       204: { description: 'removed' },
       403: { description: 'only the owner removes others' },
       404: { description: 'no such group (or not visible to you), or not a member' },
+      429: {
+        description:
+          '`rate_limited`: the owner removing others past `GROUP_CHANGES_PER_MINUTE` changes a minute (leaving is never limited); see Retry-After',
+      },
     },
     async handle(ctx, { params }) {
       const me = ctx.state.auth.userId;
@@ -75,6 +104,9 @@ export const groupMemberRoutes = [
         if (params.user_id !== me && group.owner !== me) {
           throw group.isMember ? forbidden('only the group owner removes members') : notFound('not a member');
         }
+        // Leaving is never held back; the owner removing others counts like an add.
+        if (params.user_id !== me && group.members.includes(params.user_id))
+          await throttle(ctx, trx, group.id);
         if (!(await removeMember(trx, group.id, params.user_id))) throw notFound('not a member');
         await announce(ctx, trx, append, group.id, group.members);
         if (group.members.length === 1) await deleteGroup(trx, group.id);

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { ENVELOPE_LIMIT } from '../../common/config.ts';
 import { deviceKeysByUser } from '../../common/db/devices.ts';
 import {
   addMembers,
   findGroup,
+  groupCounts,
   groupsOf,
   insertGroup,
   isMember,
@@ -11,17 +13,34 @@ import {
   type PublicCursor,
   searchPublicGroups,
 } from '../../common/db/groups.ts';
-import { findUsersByUsernames } from '../../common/db/users.ts';
-import { notFound } from '../../common/errors.ts';
+import type { Tx } from '../../common/db/index.ts';
+import { findUsersByUsernames, lockUsers } from '../../common/db/users.ts';
+import { AppError, conflict, notFound } from '../../common/errors.ts';
 import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 import { withEvents } from '../messaging/append.ts';
 import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
 
-/** One message must fit in MAX_ENVELOPES envelopes, so groups stay well below that in members. */
-export const MAX_GROUP_MEMBERS = 500;
+/**
+ * Members a creation request may name at most, whatever GROUP_MEMBERS_MAX says: a bound on the
+ * input only (a group of more members could not be sent to anyway), the configured cap is 409.
+ */
+const MAX_NAMED_MEMBERS = ENVELOPE_LIMIT;
 
 export const groupParams = z.strictObject({ group_id: s.id });
+
+export const groupFull = (max: number) => conflict('group_full', `a group has at most ${max} members`);
+
+/**
+ * 409 `too_many_groups` when one of `userIds` is already in `max` groups. Their user rows are held
+ * (FOR NO KEY UPDATE, in id order) until commit, so concurrent joins cannot pass the cap together.
+ */
+export async function checkGroupQuota(trx: Tx, userIds: string[], max: number): Promise<void> {
+  await lockUsers(trx, userIds);
+  const counts = await groupCounts(trx, userIds);
+  if ([...counts.values()].some((n) => n >= max))
+    throw new AppError(409, 'too_many_groups', `a user may be a member of at most ${max} groups`);
+}
 
 const summary = z
   .object({
@@ -78,13 +97,10 @@ const listQuery = z
       .optional(),
     cursor: cursor.optional(),
   })
-  .refine(
-    (q) => q.public === 'true' || (q.q === undefined && q.limit === undefined && q.cursor === undefined),
-    {
-      message: '`q`, `limit` and `cursor` search public groups: add public=true',
-      path: ['public'],
-    },
-  );
+  .refine((q) => q.public === 'true' || q.q === undefined, {
+    message: '`q` searches public groups: add public=true',
+    path: ['public'],
+  });
 
 export const groupRoutes = [
   route({
@@ -95,7 +111,7 @@ export const groupRoutes = [
     auth: true,
     body: z.strictObject({
       name: z.string().trim().min(1).max(64),
-      members: z.array(s.username).max(MAX_GROUP_MEMBERS - 1),
+      members: z.array(s.username).max(MAX_NAMED_MEMBERS),
       is_public: z.boolean().optional(),
     }),
     responses: {
@@ -104,18 +120,25 @@ export const groupRoutes = [
         schema: z.object({ group_id: s.id }),
       },
       404: { description: 'a member username does not exist' },
+      409: {
+        description:
+          '`group_full`: more members than `GROUP_MEMBERS_MAX` (creator included); `too_many_groups`: you or a named member are already in `GROUPS_PER_USER_MAX` groups',
+        errors: ['group_full', 'too_many_groups'],
+      },
     },
     async handle(ctx, { body }) {
       const { auth } = ctx.state;
-      const { db } = ctx.deps;
+      const { db, config } = ctx.deps;
       const names = [...new Set(body.members)];
       const found = await findUsersByUsernames(db, names);
       const missing = names.filter((n) => !found.some((u) => u.username === n));
       if (missing.length) throw notFound(`no such user: ${missing.join(', ')}`);
       const byName = new Map(found.map((u) => [u.username, u.id]));
-      const members = [auth.userId, ...names.flatMap((n) => byName.get(n) ?? [])];
+      const members = [...new Set([auth.userId, ...names.flatMap((n) => byName.get(n) ?? [])])];
+      if (members.length > config.GROUP_MEMBERS_MAX) throw groupFull(config.GROUP_MEMBERS_MAX);
       const id = randomUUID();
       await withEvents(ctx, async (trx, append) => {
+        await checkGroupQuota(trx, members, config.GROUPS_PER_USER_MAX);
         await insertGroup(trx, { id, name: body.name, is_public: body.is_public ?? false });
         await addMembers(trx, id, members);
         await append(fanOut(await devicesOf(trx, members), groupUpdated(auth, id)));
@@ -130,26 +153,22 @@ export const groupRoutes = [
     path: '/api/groups',
     tag: 'groups',
     summary:
-      'Your groups; with `public=true`, public groups whose name contains `q`, paged by `limit` (1..100, default 50) and the opaque `cursor` of the previous page',
+      'Your groups, or with `public=true` public groups whose name contains `q`; both by name, paged by `limit` (1..100, default 50) and the opaque `cursor` of the previous page',
     auth: true,
     query: listQuery,
     responses: {
       200: {
-        description: '`next_cursor` is null on the last page (always null for your own groups)',
+        description: '`next_cursor` is null on the last page',
         schema: z.object({ groups: z.array(summary), next_cursor: z.string().nullable() }),
       },
     },
     async handle(ctx, { query }) {
       const { db } = ctx.deps;
-      if (query.public !== 'true') {
-        ctx.body = { groups: await groupsOf(db, ctx.state.auth.userId), next_cursor: null };
-        return;
-      }
-      const page = await searchPublicGroups(db, {
-        text: query.q ?? '',
-        after: query.cursor ?? null,
-        limit: query.limit ?? 50,
-      });
+      const window = { after: query.cursor ?? null, limit: query.limit ?? 50 };
+      const page =
+        query.public === 'true'
+          ? await searchPublicGroups(db, { text: query.q ?? '', ...window })
+          : await groupsOf(db, ctx.state.auth.userId, window);
       ctx.body = { groups: page.groups, next_cursor: page.next && encodeCursor(page.next) };
     },
   }),

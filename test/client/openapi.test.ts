@@ -192,11 +192,14 @@ describe('OpenAPI document', () => {
       documentedCodes(served, method, path, status);
     expect(codes('post', '/api/users', 409)).to.have.members(['username_taken', 'phone_number_taken']);
     expect(codes('post', '/api/login', 401)).to.deep.equal(['invalid_credentials']);
-    expect(codes('post', '/api/login', 409)).to.deep.equal(['device_key_mismatch']);
+    expect(codes('post', '/api/login', 409)).to.have.members(['device_key_mismatch', 'too_many_devices']);
     expect(codes('post', '/api/login', 429)).to.deep.equal(['rate_limited']);
     expect(codes('patch', '/api/users/me', 403)).to.deep.equal(['wrong_password']);
     expect(codes('delete', '/api/users/me', 403)).to.deep.equal(['wrong_password']);
-    expect(codes('post', '/api/groups/{group_id}/members', 409)).to.deep.equal(['group_full']);
+    expect(codes('post', '/api/groups/{group_id}/members', 409)).to.have.members([
+      'group_full',
+      'too_many_groups',
+    ]);
     expect(codes('post', '/api/groups/{group_id}/members', 403)).to.deep.equal(['forbidden']);
     expect(codes('get', '/api/users/{username}', 404)).to.deep.equal(['not_found']);
     expect(codes('get', '/api/users/{username}', 401)).to.deep.equal(['unauthorized']);

@@ -24,6 +24,20 @@ export function base64Bytes(opts: { exact: number } | { min: number; max: number
 
 export const publicKey = base64Bytes({ exact: 32 });
 export const id = z.uuid().meta({ description: 'opaque id' });
+
+const ISSUED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * An id a client names in a path or body. Ids are opaque strings (docs/API.md, conventions), so
+ * any string is accepted; one that is not of the shape this server issues names nothing of ours
+ * and becomes `null`, which the handler answers as it answers an unknown id (404), never 400.
+ * Only ids of that shape reach the database (whose uuid columns would reject the rest).
+ */
+export const ref = z
+  .string()
+  .transform((v): string | null => (ISSUED.test(v) ? v : null))
+  .meta({ description: 'opaque id' });
+/** An envelope's `device_id`: any string; one that names no expected device is `extra_devices`. */
+export const deviceRef = z.string().meta({ description: 'opaque id' });
 export const username = z
   .string()
   .transform((s) => s.toLowerCase())

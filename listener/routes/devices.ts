@@ -85,10 +85,10 @@ export const deviceRoutes = [
     tag: 'devices',
     summary: 'Remove one of your devices with its session and inbox',
     auth: true,
-    params: z.strictObject({ device_id: s.id }),
+    params: z.strictObject({ device_id: s.ref }),
     responses: { 204: { description: 'removed' }, 404: { description: 'not one of your devices' } },
     async handle(ctx, { params }) {
-      if (!(await deleteDevice(ctx.deps.db, ctx.state.auth.userId, params.device_id))) {
+      if (!params.device_id || !(await deleteDevice(ctx.deps.db, ctx.state.auth.userId, params.device_id))) {
         throw notFound('no such device');
       }
       await ctx.deps.cache.revoke(ctx.state.auth.userId);

@@ -77,7 +77,7 @@ export const fileRoutes = [
     summary:
       'Download a file (its encrypted bytes) you uploaded, or that a message you received references (1:1 recipient, or group member when it was sent)',
     auth: true,
-    params: z.strictObject({ file_id: s.id }),
+    params: z.strictObject({ file_id: s.ref }),
     responses: {
       200: {
         description: 'the bytes (application/octet-stream, with Content-Length and X-Content-SHA256)',
@@ -86,7 +86,10 @@ export const fileRoutes = [
       404: { description: 'no such file, or not shared with you' },
     },
     async handle(ctx, { params }) {
-      const file = await findReadableFile(ctx.deps.db, params.file_id, ctx.state.auth.userId);
+      const file =
+        params.file_id === null
+          ? undefined
+          : await findReadableFile(ctx.deps.db, params.file_id, ctx.state.auth.userId);
       if (!file) throw notFound('no such file');
       ctx.body = Readable.from(pgFileStore(ctx.deps.db).read(file.id));
       ctx.type = 'application/octet-stream';

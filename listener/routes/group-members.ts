@@ -31,8 +31,8 @@ async function throttle(ctx: Ctx, trx: Tx, groupId: string): Promise<void> {
 }
 
 /** The group locked for a membership change, or 404 for strangers to a private group. */
-async function lockVisible(ctx: Ctx, trx: Tx, groupId: string) {
-  const group = await lockGroup(trx, groupId, 'update');
+async function lockVisible(ctx: Ctx, trx: Tx, groupId: string | null) {
+  const group = groupId === null ? undefined : await lockGroup(trx, groupId, 'update');
   const me = ctx.state.auth.userId;
   if (!group || (!group.is_public && !group.members.includes(me))) throw notFound('no such group');
   return { ...group, owner: group.members[0], isMember: group.members.includes(me) };
@@ -45,7 +45,7 @@ export const groupMemberRoutes = [
     tag: 'groups',
     summary: 'Add a member: the owner adds anyone, anyone may add themself to a public group',
     auth: true,
-    params: z.strictObject({ group_id: s.id }),
+    params: z.strictObject({ group_id: s.ref }),
     body: z.strictObject({ username: s.username }),
     responses: {
       204: { description: 'is a member now (already was: no change, no event)' },
@@ -87,7 +87,7 @@ export const groupMemberRoutes = [
     summary:
       'Remove a member (owner) or leave (yourself). The owner is the longest-standing member: when the owner leaves, the oldest remaining member becomes owner; a group left without members is deleted. Every member device, the removed one included, gets `group.updated`',
     auth: true,
-    params: z.strictObject({ group_id: s.id, user_id: s.id }),
+    params: z.strictObject({ group_id: s.ref, user_id: s.ref }),
     responses: {
       204: { description: 'removed' },
       403: { description: 'only the owner removes others' },
@@ -104,10 +104,11 @@ export const groupMemberRoutes = [
         if (params.user_id !== me && group.owner !== me) {
           throw group.isMember ? forbidden('only the group owner removes members') : notFound('not a member');
         }
+        const target = params.user_id;
+        if (target === null || !group.members.includes(target)) throw notFound('not a member');
         // Leaving is never held back; the owner removing others counts like an add.
-        if (params.user_id !== me && group.members.includes(params.user_id))
-          await throttle(ctx, trx, group.id);
-        if (!(await removeMember(trx, group.id, params.user_id))) throw notFound('not a member');
+        if (target !== me) await throttle(ctx, trx, group.id);
+        if (!(await removeMember(trx, group.id, target))) throw notFound('not a member');
         await announce(ctx, trx, append, group.id, group.members);
         if (group.members.length === 1) await deleteGroup(trx, group.id);
       });

@@ -27,7 +27,7 @@ import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
  */
 const MAX_NAMED_MEMBERS = ENVELOPE_LIMIT;
 
-export const groupParams = z.strictObject({ group_id: s.id });
+export const groupParams = z.strictObject({ group_id: s.ref });
 
 export const groupFull = (max: number) => conflict('group_full', `a group has at most ${max} members`);
 
@@ -182,7 +182,7 @@ export const groupRoutes = [
     responses: { 200: { description: 'the group', schema: detail }, 404: { description: 'no such group' } },
     async handle(ctx, { params }) {
       const { db } = ctx.deps;
-      const group = await findGroup(db, params.group_id);
+      const group = params.group_id === null ? undefined : await findGroup(db, params.group_id);
       if (!group || (!group.is_public && !(await isMember(db, group.group_id, ctx.state.auth.userId))))
         throw notFound('no such group');
       const members = await membersWithNames(db, group.group_id);

@@ -17,13 +17,27 @@ import * as s from '../http/schemas.ts';
 import { withEvents } from '../messaging/append.ts';
 import { checkCoverage } from '../messaging/coverage.ts';
 import { devicesOf, fanOut, sender } from '../messaging/events.ts';
-import { envelopes } from './messages.ts';
+import { MAX_CIPHERTEXT_BYTES, MAX_ENVELOPES } from './messages.ts';
 
-const params = z.strictObject({ message_id: s.id });
+const params = z.strictObject({ message_id: s.ref });
+
+/**
+ * The envelopes of an edit: those of a send, but `device_id` an opaque string, so one that names
+ * no device of the conversation is 409 `extra_devices` like any other stranger, not a 400.
+ */
+const editEnvelopes = z
+  .array(
+    z.strictObject({
+      device_id: s.deviceRef,
+      nonce: s.base64Bytes({ exact: 24 }),
+      ciphertext: s.base64Bytes({ min: 1, max: MAX_CIPHERTEXT_BYTES }),
+    }),
+  )
+  .max(MAX_ENVELOPES, `at most ${MAX_ENVELOPES} envelopes`);
 
 /** The caller's own, not deleted message, locked until the transaction ends; 404 otherwise. */
-async function lockOwnMessage(ctx: Ctx, trx: Tx, id: string): Promise<MessageRow> {
-  const m = await lockMessage(trx, id);
+async function lockOwnMessage(ctx: Ctx, trx: Tx, id: string | null): Promise<MessageRow> {
+  const m = id === null ? undefined : await lockMessage(trx, id);
   if (!m || m.deleted_at || m.sender_user_id !== ctx.state.auth.userId) throw notFound('no such message');
   return m;
 }
@@ -37,7 +51,7 @@ export const messageChangeRoutes = [
       "Edit your message from any of your devices: envelopes for the conversation's devices as when sending (the 1:1 recipient, or the group's current members) plus your other devices",
     auth: true,
     params,
-    body: z.strictObject({ envelopes }),
+    body: z.strictObject({ envelopes: editEnvelopes }),
     responses: {
       200: {
         description: 'recipients and your other devices get `message.edited`',
@@ -142,7 +156,7 @@ export const messageChangeRoutes = [
     async handle(ctx, { params, body }) {
       const { auth } = ctx.state;
       const { db } = ctx.deps;
-      const m = await findMessage(db, params.message_id);
+      const m = params.message_id === null ? undefined : await findMessage(db, params.message_id);
       if (!m || m.deleted_at || !(await isRecipient(db, m.id, auth.userId)))
         throw notFound('no such message');
       await withEvents(ctx, async (trx, append) => {

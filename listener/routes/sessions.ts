@@ -52,7 +52,7 @@ export const sessionRoutes = [
       username: s.username,
       password: z.string().max(256),
       public_key: s.publicKey,
-      device_id: s.id.optional(),
+      device_id: s.ref.optional(),
       device_name: s.deviceName.optional(),
       user_address: s.httpUrl.optional(),
     }),
@@ -84,8 +84,8 @@ export const sessionRoutes = [
         // A new device locks the user exclusively, so concurrent logins cannot pass the cap together.
         if (!(await lockUser(trx, user.id, body.device_id ? 'share' : 'exclusive')))
           throw invalidCredentials();
-        if (body.device_id) {
-          const device = await findDevice(trx, body.device_id);
+        if (body.device_id !== undefined) {
+          const device = body.device_id === null ? undefined : await findDevice(trx, body.device_id);
           if (!device || device.user_id !== user.id) throw notFound('no such device');
           if (device.public_key !== body.public_key) {
             throw conflict('device_key_mismatch', 'this device was registered with another public key');

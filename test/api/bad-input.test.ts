@@ -93,7 +93,7 @@ describe('bad input: every class gets its 4xx JSON error and changes nothing', (
       [
         'POST',
         '/api/login',
-        { username: a1.username, password: a1.password, public_key: b64(32), device_id: 'x' },
+        { username: a1.username, password: a1.password, public_key: b64(32), device_id: 42 },
         'body.device_id',
       ],
     ];

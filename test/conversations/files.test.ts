@@ -82,7 +82,7 @@ describe('encrypted files', () => {
 
     expect((await download(s1, up.file_id)).status).to.equal(404);
     expect((await download(s1, crypto.randomUUID())).status).to.equal(404);
-    expect((await download(s1, 'not-an-id')).status).to.equal(400);
+    expect((await download(s1, 'not-an-id')).status).to.equal(404);
   });
 
   it("when a message references someone else's or an unknown file, then 404 and nothing is delivered", async () => {

@@ -259,7 +259,7 @@ describe('groups', () => {
     expect(unknown.status).to.equal(404);
     expect((await t.call('GET', '/api/groups', { token: a1.token })).body.groups).to.deep.equal([]);
     expect(await pullAll(t.call, a1)).to.deep.equal([]);
-    expect((await t.call('GET', '/api/groups/not-a-uuid', { token: a1.token })).status).to.equal(400);
+    expect((await t.call('GET', '/api/groups/not-a-uuid', { token: a1.token })).status).to.equal(404);
     expect((await t.call('POST', '/api/groups', { body: { name: 'x', members: [] } })).status).to.equal(401);
   });
 

@@ -60,7 +60,7 @@ describe('editing, deleting and receipts', () => {
     expect((await t.call('PUT', `/api/messages/${id}`, { token: a1.token, body: {} })).status).to.equal(400);
     expect(
       (await t.call('PUT', '/api/messages/nope', { token: a1.token, body: { envelopes: [] } })).status,
-    ).to.equal(400);
+    ).to.equal(404);
     expect((await t.call('DELETE', `/api/messages/${id}`, { token: b1.token })).status).to.equal(404);
     expect(
       (await t.call('DELETE', `/api/messages/${crypto.randomUUID()}`, { token: a1.token })).status,

@@ -83,7 +83,7 @@ const schema = z.object({
    */
   AUTH_CACHE_TTL_MS: z.coerce.number().int().min(0).default(60_000),
   /** Deliveries one sender process works on at once (RabbitMQ prefetch). */
-  SENDER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(32),
+  SENDER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(128),
   /** Backoff: attempt n waits a random time in [base, min(max, base·2^(n-1))] (full jitter, floored at base). */
   SENDER_RETRY_BASE_MS: z.coerce.number().int().positive().default(1_000),
   SENDER_RETRY_MAX_MS: z.coerce.number().int().positive().default(3_600_000),

@@ -78,9 +78,10 @@ export async function relayBatch(db: Db, broker: Broker, batchSize: number, minA
 
 export interface OutboxRelay {
   /**
-   * Publishes outbox rows that just committed, then deletes them once confirmed. Calls made while
-   * a publish is in flight are sent together as the next one (adaptive batching: no wait when
-   * idle). A failure leaves the rows to the sweep.
+   * Publishes outbox rows that just committed at once (the rows of one turn of the event loop
+   * together), awaits their confirms as one batch without holding up the next publish, then
+   * deletes them (deletes of rows confirmed meanwhile go together). A failure leaves the rows to
+   * the sweep.
    */
   publish(rows: OutboxEntry[]): void;
   stop(): Promise<void>;
@@ -106,13 +107,24 @@ export function startOutboxRelay(opts: {
   const deleter = coalescing<string>(async (ids) => {
     await prepared(db, 'DELETE FROM outbox WHERE id = ANY(?::bigint[])', [ids]);
   });
-  const publisher = coalescing<OutboxEntry>(async (rows) => {
+  const inFlight = new Set<Promise<void>>();
+  let pending: OutboxEntry[] = [];
+  function flush(): void {
+    const rows = pending;
+    pending = [];
     for (let i = 0; i < rows.length; i += batchSize) {
       const chunk = rows.slice(i, i + batchSize);
-      await broker.publish(publications(broker, chunk));
-      deleter.add(chunk.map((r) => r.id));
+      const p = broker
+        .publish(publications(broker, chunk))
+        .then(
+          () => deleter.add(chunk.map((r) => r.id)),
+          (err: unknown) =>
+            log.warn({ err, rows: chunk.length }, 'outbox publish failed; the sweep relays the rows'),
+        )
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
     }
-  });
+  }
 
   async function sweep(): Promise<void> {
     try {
@@ -127,17 +139,18 @@ export function startOutboxRelay(opts: {
   }
 
   const sweeper = every(opts.sweepMs, 'outbox-relay', log, sweep);
-  publisher.onError = deleter.onError = (err) => {
-    log.warn({ err }, 'outbox publish failed; the sweep relays the rows');
-  };
+  deleter.onError = (err) => log.warn({ err }, 'outbox delete failed; the sweep relays the rows again');
   return {
     publish(rows) {
-      if (!stopped && rows.length) publisher.add(rows);
+      if (stopped || !rows.length) return;
+      if (!pending.length) setImmediate(flush);
+      for (const r of rows) pending.push(r);
     },
     async stop() {
       stopped = true;
       await sweeper.stop();
-      await publisher.idle();
+      if (pending.length) flush();
+      await Promise.allSettled([...inFlight]);
       await deleter.idle();
     },
   };

@@ -27,11 +27,17 @@ interface Waiting {
 }
 
 const MAX_ATTEMPTS = 3;
+/**
+ * Statements in flight at once. One would make every send wait for the commit before its own;
+ * two let a batch fill while the other commits, so a send waits at most about one commit.
+ */
+const IN_FLIGHT = 2;
 
 /**
- * Group commit for direct sends: the sends that arrive while one statement runs are stored
- * together by the next one (at most `max`), so PostgreSQL executes and commits once per batch
- * instead of once per message; an idle listener sends each message at once. Every job still gets
+ * Group commit for direct sends: the sends that arrive while statements run are stored together
+ * by the next one (at most `max`, IN_FLIGHT statements at a time), so PostgreSQL executes and
+ * commits once per batch instead of once per message; an idle listener stores each message at
+ * once. Every job still gets
  * its own answer, and only after the commit: a batch-mate whose client_message_id is taken
  * stores nothing and gets `taken`; a deadlock retries the whole batch (nothing was written); any
  * other failure of a batch is retried one job at a time, so it fails only the job that causes it.
@@ -45,7 +51,7 @@ export function sendBatcher(opts: {
   committed(rows: OutboxEntry[]): void;
 }): SendBatcher {
   let queue: Waiting[] = [];
-  let running = false;
+  let running = 0;
 
   async function store(jobs: SendJob[]): Promise<Appended> {
     for (let attempt = 1; ; attempt++) {
@@ -75,24 +81,31 @@ export function sendBatcher(opts: {
       else for (const w of batch) await run([w]);
       return;
     }
-    opts.committed(done.outbox);
+    try {
+      opts.committed(done.outbox);
+    } catch (err) {
+      // Stored all the same: the sweep relays the rows.
+      opts.log.warn({ err }, 'committed rows not handed to the relay');
+    }
     for (const w of batch) w.resolve(done.inserted.has(w.job.message.id) ? 'stored' : 'taken');
   }
 
-  async function drain(): Promise<void> {
-    running = true;
-    while (queue.length) {
+  function pump(): void {
+    while (queue.length && running < IN_FLIGHT) {
       const batch = queue.slice(0, opts.max);
       queue = queue.slice(batch.length);
-      await run(batch);
+      running++;
+      void run(batch).finally(() => {
+        running--;
+        pump();
+      });
     }
-    running = false;
   }
 
   return (job) =>
     new Promise<SendResult>((resolve, reject) => {
       queue.push({ job, resolve, reject });
-      // The first send after idle waits one tick only, to take along what arrived with it.
-      if (!running && queue.length === 1) setImmediate(() => void drain());
+      // A free statement slot waits one tick only, to take along what arrived in the same one.
+      if (queue.length === 1 && running < IN_FLIGHT) setImmediate(pump);
     });
 }

@@ -82,7 +82,7 @@ export const sessionRoutes = [
       const expiresAt = await withEvents(ctx, async (trx, _append, wrote) => {
         // The account may be deleted while this login runs: then the credentials no longer hold.
         // A new device locks the user exclusively, so concurrent logins cannot pass the cap together.
-        if (!(await lockUser(trx, user.id, body.device_id ? 'share' : 'exclusive')))
+        if (!(await lockUser(trx, user.id, body.device_id !== undefined ? 'share' : 'exclusive')))
           throw invalidCredentials();
         if (body.device_id !== undefined) {
           const device = body.device_id === null ? undefined : await findDevice(trx, body.device_id);

@@ -40,17 +40,30 @@ export function parseDelivery(content: Buffer): Delivery | null {
 /**
  * LIVE STREAM CONTRACT (`<prefix>.live`, a durable topic exchange)
  *
- * For the outbox rows of each device it relays in one batch, a listener publishes one message:
- *   routing key: the device_id (a UUID, so it never contains `.`);
- *   body: JSON `{"device_id": "<uuid>", "seq": <number>}`;
+ * For each batch of outbox rows it relays, a listener publishes ONE message:
+ *   routing keys: the device ids of the batch (UUIDs, so never a `.`): the first as the routing
+ *   key, all of them in the `BCC` header (RabbitMQ's sender-selected distribution: the message
+ *   reaches every queue bound to any of them once, and the header is not delivered);
+ *   body: JSON `{"devices": [["<uuid>", <highest seq>], …]}`;
  *   non-persistent, no mandatory flag: when no stream is bound it is simply dropped.
  * A stream consumer binds its own exclusive auto-delete queue with the device ids it serves
- * (or `#`) and treats a message only as a wake-up: it re-reads the inbox after the last seq it
- * sent that device. The signal is best effort — it may be lost (broker restart, consumer
- * reconnecting), duplicated, reordered, or arrive for a seq already sent or acked — so a
- * stream must also re-read the inbox when it (re)subscribes, and never trust `seq` as data.
+ * (or `#`) and treats a message only as a wake-up for the listed devices it serves: it re-reads
+ * their inbox after the last seq it sent. The signal is best effort — it may be lost (broker
+ * restart, consumer reconnecting), duplicated, reordered, or arrive for a seq already sent or
+ * acked — so a stream must also re-read the inbox when it (re)subscribes, and never trust `seq`
+ * as data.
  */
 export interface LiveSignal {
-  device_id: string;
-  seq: number;
+  devices: [deviceId: string, seq: number][];
+}
+
+/** The device ids a wake-up names; [] when it is not one. */
+export function wokenDevices(content: Buffer): string[] {
+  try {
+    const body = JSON.parse(content.toString()) as { devices?: unknown };
+    if (!Array.isArray(body.devices)) return [];
+    return body.devices.flatMap((d: unknown) => (Array.isArray(d) && typeof d[0] === 'string' ? [d[0]] : []));
+  } catch {
+    return [];
+  }
 }

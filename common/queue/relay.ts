@@ -6,8 +6,9 @@ import type { Broker, Publication } from './broker.ts';
 import type { Delivery, LiveSignal } from './messages.ts';
 
 /**
- * The deliveries of these outbox rows, plus one live wake-up per device (its highest seq): a
- * stream re-reads the inbox on a wake, so one per device and batch says everything.
+ * The deliveries of these outbox rows, plus one live wake-up for the whole batch that every
+ * listener holding a socket of one of its devices receives once (see the contract in
+ * ./messages.ts): a stream re-reads the inbox on a wake, so that says everything.
  */
 export function publications(broker: Broker, rows: OutboxEntry[]): Publication[] {
   const { deliveries, live } = broker.topology;
@@ -35,13 +36,14 @@ export function publications(broker: Broker, rows: OutboxEntry[]): Publication[]
       },
     };
   });
-  for (const [device_id, seq] of wakes) {
-    const signal: LiveSignal = { device_id, seq };
+  const devices = [...wakes.keys()];
+  if (devices.length) {
+    const signal: LiveSignal = { devices: [...wakes] };
     out.push({
       exchange: live,
-      routingKey: device_id,
+      routingKey: devices[0] ?? '',
       content: Buffer.from(JSON.stringify(signal)),
-      options: { persistent: false, contentType: 'application/json' },
+      options: { persistent: false, contentType: 'application/json', BCC: devices },
     });
   }
   return out;

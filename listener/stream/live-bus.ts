@@ -1,5 +1,6 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from '../../common/log.ts';
+import { wokenDevices } from '../../common/queue/messages.ts';
 
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 10_000;
@@ -180,11 +181,8 @@ export class LiveBus {
       } catch {}
       return;
     }
-    let deviceId = msg.fields.routingKey;
-    try {
-      const body = JSON.parse(msg.content.toString()) as { device_id?: unknown };
-      if (typeof body.device_id === 'string') deviceId = body.device_id;
-    } catch {}
-    if (this.devices.has(deviceId)) this.opts.onWake(deviceId);
+    for (const deviceId of wokenDevices(msg.content)) {
+      if (this.devices.has(deviceId)) this.opts.onWake(deviceId);
+    }
   }
 }

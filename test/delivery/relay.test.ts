@@ -112,11 +112,33 @@ describe('outbox relay', () => {
     expect(deliveries[0]?.request_id).to.match(/^req-\d+$/);
 
     const live = (await drain(ch, liveQueue)).map((b) => JSON.parse(b.toString()));
-    expect(Object.keys(live[0] ?? {}).sort()).to.deep.equal(['device_id', 'seq']);
+    expect(Object.keys(live[0] ?? {})).to.deep.equal(['devices']);
     // One device: one wake per batch of 50, carrying the batch's highest seq; the last is among them.
     expect(live.length).to.be.within(1, rows.length / 50);
-    expect(live.map((l) => l.seq)).to.include(rows.length);
-    expect(live.every((l) => l.device_id === rows[0]?.device_id)).to.equal(true);
+    expect(live.flatMap((l) => l.devices.map((d: [string, number]) => d[1]))).to.include(rows.length);
+    expect(live.every((l) => l.devices.every((d: [string, number]) => d[0] === rows[0]?.device_id))).to.equal(
+      true,
+    );
+  });
+
+  it('when one batch has rows of several devices, then one wake-up reaches each queue bound to any of them, once', async () => {
+    const a = await insertOutbox(db, 2);
+    const b = await insertOutbox(db, 3);
+    const deviceB = b[0]?.device_id ?? '';
+    // A stand-in for a listener holding only device B's socket.
+    const { queue: onlyB } = await ch.assertQueue('', { exclusive: true });
+    await ch.bindQueue(onlyB, topology(config).live, deviceB);
+    const broker = brokers[0];
+    if (!broker) throw new Error('setup');
+    expect(await relayBatch(db, broker, 100)).to.equal(a.length + b.length);
+    const [wake, ...more] = await drain(ch, onlyB);
+    expect(more).to.deep.equal([]);
+    expect(JSON.parse(String(wake)).devices).to.deep.include.members([
+      [a[0]?.device_id, 2],
+      [deviceB, 3],
+    ]);
+    expect(await drain(ch, liveQueue)).to.have.length(1);
+    await ch.deleteQueue(onlyB);
   });
 
   it('when the broker cannot route the deliveries, then the batch rolls back and the rows stay for the next sweep', async () => {

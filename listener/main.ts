@@ -59,6 +59,7 @@ const app = createApp({
     ttlDays: config.INBOX_TTL_DAYS,
     max: config.SEND_BATCH_MAX,
     committed: outboxWritten,
+    published: relay,
   }),
 });
 

@@ -1,10 +1,12 @@
 /**
  * Caps the pushes in flight per origin in this process. Without it one slow receiver (answering
  * only at the 10 s timeout) would hold every prefetch slot and stall pushes to everyone else.
- * A delivery for an origin at its cap waits here for a slot, briefly (`waitMs`) and only while
- * few deliveries wait (`maxWaiting` in all, at most `limit` per origin): a burst to one origin is
- * served as soon as a push ends, while a slow origin's deliveries are deferred (`acquire` answers
- * false) and keep the prefetch slots free for other origins.
+ * A delivery for an origin at its cap waits here for the next free slot when the origin is
+ * quick (its oldest push in flight started less than `slowMs` ago) and few deliveries wait
+ * (`maxWaiting` in all), for at most `waitMs`: a burst to one receiver is served as its pushes
+ * end, instead of a deferral that costs at least the shortest retry tier. A slow origin's
+ * deliveries are deferred at once (`acquire` answers false) and keep the prefetch slots free for
+ * other origins.
  */
 export interface OriginGate {
   acquire(origin: string): Promise<boolean>;
@@ -30,7 +32,10 @@ interface Pace {
 
 const PACE_WINDOW_MS = 60_000;
 
-export function originGate(limit: number, opts: { maxWaiting: number; waitMs: number }): OriginGate {
+export function originGate(
+  limit: number,
+  opts: { maxWaiting: number; waitMs: number; slowMs: number },
+): OriginGate {
   const inFlight = new Map<string, number>();
   const waiting = new Map<string, ((got: boolean) => void)[]>();
   const paces = new Map<string, Pace>();
@@ -62,7 +67,8 @@ export function originGate(limit: number, opts: { maxWaiting: number; waitMs: nu
         return Promise.resolve(true);
       }
       const queue = waiting.get(origin) ?? [];
-      if (waiters >= opts.maxWaiting || queue.length >= limit) return Promise.resolve(false);
+      const oldest = paces.get(origin)?.started[0] ?? Date.now();
+      if (waiters >= opts.maxWaiting || Date.now() - oldest >= opts.slowMs) return Promise.resolve(false);
       return new Promise<boolean>((resolve) => {
         const settle = (got: boolean) => {
           clearTimeout(timer);

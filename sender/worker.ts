@@ -13,8 +13,10 @@ import type { Pusher } from './deliver.ts';
 import { type OriginGate, originGate, originOf } from './origin-gate.ts';
 import { deferral, type Outcome, outcome, type RetryPolicy } from './outcome.ts';
 
-/** How long a delivery waits here for its busy origin's next free slot before it is deferred. */
-const GATE_WAIT_MS = 250;
+/** A quick origin's delivery waits here at most this long for a free slot before it is deferred… */
+const GATE_WAIT_MS = 1_000;
+/** …and an origin whose oldest push in flight is older than this is slow: deferred at once. */
+const GATE_SLOW_MS = 1_000;
 
 export interface SenderDeps {
   config: Config;
@@ -182,6 +184,7 @@ export function startSender(deps: SenderDeps): Consumer {
         // Three quarters of the prefetch always stay free for other origins.
         maxWaiting: Math.floor(deps.config.SENDER_PREFETCH / 4),
         waitMs: GATE_WAIT_MS,
+        slowMs: GATE_SLOW_MS,
       }),
     store: deps.store ?? deliveryStore(deps.db),
   };

@@ -62,9 +62,11 @@ export async function appendEvents(
   events: AppendEvent[],
   ttlDays: number,
   messages: NewMessage[] = [],
+  /** Outbox rows already published and confirmed, deleted by the same statement. */
+  published: string[] = [],
 ): Promise<Appended> {
   if (!events.length && !messages.length) return { outbox: [], inserted: new Set() };
-  const { sql, bindings, rest } = appendStatement(events, ttlDays, messages);
+  const { sql, bindings, rest } = appendStatement(events, ttlDays, messages, published);
   const { rows } = await prepared<{
     id: string | null;
     device_id: string | null;
@@ -101,6 +103,7 @@ export function appendStatement(
   events: AppendEvent[],
   ttlDays: number,
   messages: NewMessage[] = [],
+  published: string[] = [],
 ): { sql: string; bindings: unknown[]; rest: Map<string, string> } {
   const e = {
     device: [] as string[],
@@ -130,6 +133,8 @@ export function appendStatement(
   const recipients = messages.flatMap((m) => [...new Set(m.recipients)].map((u) => [m.id, u] as const));
   return {
     sql: `WITH
+     published AS (
+       DELETE FROM outbox WHERE id = ANY(?::bigint[])),
      msg AS (
        INSERT INTO messages (id, sender_user_id, sender_device_id, group_id, client_message_id, sent_at)
        SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::uuid[], ?::text[], ?::timestamptz[])
@@ -169,6 +174,7 @@ export function appendStatement(
      UNION ALL
      SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, id FROM msg`,
     bindings: [
+      published,
       messages.map((m) => m.id),
       messages.map((m) => m.sender_user_id),
       messages.map((m) => m.sender_device_id),

@@ -10,6 +10,9 @@ import type { Delivery, LiveSignal } from './messages.ts';
  * listener holding a socket of one of its devices receives once (see the contract in
  * ./messages.ts): a stream re-reads the inbox on a wake, so that says everything.
  */
+/** How long confirmed rows wait for a send statement to delete them along with its writes. */
+const DELETE_AFTER_MS = 50;
+
 export function publications(broker: Broker, rows: OutboxEntry[]): Publication[] {
   const { deliveries, live } = broker.topology;
   const wakes = new Map<string, number>();
@@ -78,7 +81,14 @@ export async function relayBatch(db: Db, broker: Broker, batchSize: number, minA
   });
 }
 
-export interface OutboxRelay {
+/** Where confirmed outbox rows wait to be deleted; a send statement may take them along. */
+export interface Published {
+  /** The ids confirmed so far, now this caller's to delete (return them when that fails). */
+  take(): string[];
+  giveBack(ids: string[]): void;
+}
+
+export interface OutboxRelay extends Published {
   /**
    * Publishes outbox rows that just committed at once (the rows of one turn of the event loop
    * together), awaits their confirms as one batch without holding up the next publish, then
@@ -92,7 +102,8 @@ export interface OutboxRelay {
 /**
  * Runs in every listener. The listener that committed publishes its own rows at once; a periodic
  * sweep relays only leftovers (rows older than `sweepAgeMs`: the writer crashed, or the broker
- * was down when it tried).
+ * was down when it tried). Confirmed rows are deleted by the next send statement when one comes
+ * within DELETE_AFTER_MS (`take`), else by a statement of their own.
  */
 export function startOutboxRelay(opts: {
   db: Db;
@@ -106,9 +117,23 @@ export function startOutboxRelay(opts: {
   let stopped = false;
   let failures = 0;
 
+  let confirmed: string[] = [];
+  let timer: NodeJS.Timeout | undefined;
   const deleter = coalescing<string>(async (ids) => {
     await prepared(db, 'DELETE FROM outbox WHERE id = ANY(?::bigint[])', [ids]);
   });
+  function confirm(ids: string[]): void {
+    for (const id of ids) confirmed.push(id);
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      deleter.add(take());
+    }, DELETE_AFTER_MS);
+  }
+  function take(): string[] {
+    const ids = confirmed;
+    confirmed = [];
+    return ids;
+  }
   const inFlight = new Set<Promise<void>>();
   let pending: OutboxEntry[] = [];
   function flush(): void {
@@ -119,7 +144,7 @@ export function startOutboxRelay(opts: {
       const p = broker
         .publish(publications(broker, chunk))
         .then(
-          () => deleter.add(chunk.map((r) => r.id)),
+          () => confirm(chunk.map((r) => r.id)),
           (err: unknown) =>
             log.warn({ err, rows: chunk.length }, 'outbox publish failed; the sweep relays the rows'),
         )
@@ -143,6 +168,8 @@ export function startOutboxRelay(opts: {
   const sweeper = every(opts.sweepMs, 'outbox-relay', log, sweep);
   deleter.onError = (err) => log.warn({ err }, 'outbox delete failed; the sweep relays the rows again');
   return {
+    take,
+    giveBack: confirm,
     publish(rows) {
       if (stopped || !rows.length) return;
       if (!pending.length) setImmediate(flush);
@@ -153,6 +180,9 @@ export function startOutboxRelay(opts: {
       await sweeper.stop();
       if (pending.length) flush();
       await Promise.allSettled([...inFlight]);
+      clearTimeout(timer);
+      timer = undefined;
+      deleter.add(take());
       await deleter.idle();
     },
   };

@@ -7,6 +7,7 @@ import {
 } from '../../common/db/inbox.ts';
 import type { Db } from '../../common/db/index.ts';
 import type { Logger } from '../../common/log.ts';
+import type { Published } from '../../common/queue/relay.ts';
 import { isTransientConflict } from '../http/route.ts';
 
 export interface SendJob {
@@ -49,20 +50,25 @@ export function sendBatcher(opts: {
   max: number;
   log: Logger;
   committed(rows: OutboxEntry[]): void;
+  /** Confirmed outbox rows the batch statement deletes on the way (the relay's). */
+  published?: Published;
 }): SendBatcher {
   let queue: Waiting[] = [];
   let running = 0;
 
   async function store(jobs: SendJob[]): Promise<Appended> {
     for (let attempt = 1; ; attempt++) {
+      const published = opts.published?.take() ?? [];
       try {
         return await appendEvents(
           opts.db,
           jobs.flatMap((j) => j.events),
           opts.ttlDays,
           jobs.map((j) => j.message),
+          published,
         );
       } catch (err) {
+        opts.published?.giveBack(published);
         if (attempt >= MAX_ATTEMPTS || !isTransientConflict(err)) throw err;
         opts.log.warn(
           { attempt, code: (err as { code?: string }).code, jobs: jobs.length },

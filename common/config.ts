@@ -29,6 +29,13 @@ const schema = z.object({
   /** Absolute session lifetime: a session ends this long after login however often it is used. */
   SESSION_MAX_DAYS: z.coerce.number().positive().default(90),
   INBOX_TTL_DAYS: z.coerce.number().positive().default(30),
+  /**
+   * A new message is refused (429 recipient_inbox_full, nothing stored) while one of its
+   * receiving devices holds this many undelivered events (0 = no limit).
+   */
+  INBOX_MAX_EVENTS: z.coerce.number().int().min(0).default(10_000),
+  /** Pending events one login or new push address queues for push at most (the rest wait for pull). */
+  REQUEUE_MAX_EVENTS: z.coerce.number().int().min(0).default(1_000),
   CLEANUP_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
   /** Failed logins for one username from one place (client IP, IPv6 /64) before that place waits, and how long. */
   LOGIN_MAX_FAILURES: z.coerce.number().int().positive().default(10),

@@ -57,6 +57,7 @@ const app = createApp({
     db,
     log,
     ttlDays: config.INBOX_TTL_DAYS,
+    inboxMax: config.INBOX_MAX_EVENTS,
     max: config.SEND_BATCH_MAX,
     committed: outboxWritten,
     published: relay,

@@ -39,8 +39,23 @@ export interface OutboxEntry {
 export interface Appended {
   /** The outbox rows written, one per stored event, for the post-commit publish. */
   outbox: OutboxEntry[];
-  /** Ids of the messages inserted; a message missing here had its client_message_id taken. */
+  /** Ids of the messages inserted. A message in neither set had its client_message_id taken. */
   inserted: Set<string>;
+  /** Messages refused, with nothing stored: a receiving device holds `inboxMax` undelivered events. */
+  full: Set<string>;
+}
+
+/** What appendEvents stores besides the events. */
+export interface AppendOptions {
+  messages?: NewMessage[];
+  /** Outbox rows already published and confirmed, deleted by the same statement. */
+  published?: string[];
+  /**
+   * A new message is refused (nothing stored) when one of its receiving devices holds this many
+   * undelivered events; counting stops there, so checking costs at most this many index entries
+   * of a full inbox and next to nothing of a normal one. Other events are not limited.
+   */
+  inboxMax?: number;
 }
 
 /**
@@ -61,12 +76,10 @@ export async function appendEvents(
   q: Q,
   events: AppendEvent[],
   ttlDays: number,
-  messages: NewMessage[] = [],
-  /** Outbox rows already published and confirmed, deleted by the same statement. */
-  published: string[] = [],
+  opts: AppendOptions = {},
 ): Promise<Appended> {
-  if (!events.length && !messages.length) return { outbox: [], inserted: new Set() };
-  const { sql, bindings, rest } = appendStatement(events, ttlDays, messages, published);
+  if (!events.length && !opts.messages?.length) return { outbox: [], inserted: new Set(), full: new Set() };
+  const { sql, bindings, rest } = appendStatement(events, ttlDays, opts);
   const { rows } = await prepared<{
     id: string | null;
     device_id: string | null;
@@ -76,11 +89,13 @@ export async function appendEvents(
     created_at: Date | null;
     address: string | null;
     message_id: string | null;
+    refused: boolean | null;
   }>(q, sql, bindings);
   const inserted = new Set<string>();
+  const full = new Set<string>();
   const outbox: OutboxEntry[] = [];
   for (const r of rows) {
-    if (r.message_id) inserted.add(r.message_id);
+    if (r.message_id) (r.refused ? full : inserted).add(r.message_id);
     else if (r.id && r.device_id && r.seq && r.event_id && r.created_at) {
       outbox.push({
         id: r.id,
@@ -95,15 +110,14 @@ export async function appendEvents(
       });
     }
   }
-  return { outbox, inserted };
+  return { outbox, inserted, full };
 }
 
 /** The statement of appendEvents (also run directly by the bench's PostgreSQL ceiling). */
 export function appendStatement(
   events: AppendEvent[],
   ttlDays: number,
-  messages: NewMessage[] = [],
-  published: string[] = [],
+  { messages = [], published = [], inboxMax = 0 }: AppendOptions = {},
 ): { sql: string; bindings: unknown[]; rest: Map<string, string> } {
   const e = {
     device: [] as string[],
@@ -135,19 +149,26 @@ export function appendStatement(
     sql: `WITH
      published AS (
        DELETE FROM outbox WHERE id = ANY(?::bigint[])),
+     ev AS (
+       SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::uuid[], ?::text[], ?::text[], ?::uuid[])
+              WITH ORDINALITY AS e(device_id, event_id, type, message_id, rest, request_id, gate, i)),
+     crowded AS (
+       SELECT DISTINCT ev.gate AS id FROM ev
+        WHERE ev.gate IS NOT NULL AND ?::int > 0
+          AND (SELECT count(*) FROM (SELECT 1 FROM inbox x WHERE x.device_id = ev.device_id LIMIT ?) n) >= ?),
      msg AS (
        INSERT INTO messages (id, sender_user_id, sender_device_id, group_id, client_message_id, sent_at)
        SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::uuid[], ?::text[], ?::timestamptz[])
+              AS m(id, sender_user_id, sender_device_id, group_id, client_message_id, sent_at)
+        WHERE m.id NOT IN (SELECT id FROM crowded)
        ON CONFLICT (sender_device_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
        RETURNING id),
      rcp AS (
        INSERT INTO message_recipients (message_id, user_id)
        SELECT r.m, r.u FROM unnest(?::uuid[], ?::uuid[]) AS r(m, u) WHERE r.m IN (SELECT id FROM msg)),
      e AS (
-       SELECT e.*, row_number() OVER (PARTITION BY e.device_id ORDER BY e.i) AS k
-         FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::uuid[], ?::text[], ?::text[], ?::uuid[])
-              WITH ORDINALITY AS e(device_id, event_id, type, message_id, rest, request_id, gate, i)
-        WHERE e.gate IS NULL OR e.gate IN (SELECT id FROM msg)),
+       SELECT ev.*, row_number() OVER (PARTITION BY ev.device_id ORDER BY ev.i) AS k
+         FROM ev WHERE ev.gate IS NULL OR ev.gate IN (SELECT id FROM msg)),
      c AS (
        SELECT device_id AS id, count(*) AS n FROM e GROUP BY device_id),
      bumped AS (
@@ -169,12 +190,24 @@ export function appendStatement(
          FROM ins JOIN e ON e.event_id = ins.event_id ORDER BY ins.device_id, ins.seq
        RETURNING id, device_id, seq, event_id, request_id, created_at)
      SELECT o.id, o.device_id, o.seq, o.event_id, o.request_id, o.created_at, b.user_address AS address,
-            NULL::uuid AS message_id
+            NULL::uuid AS message_id, NULL::boolean AS refused
        FROM out o JOIN bumped b ON b.id = o.device_id
      UNION ALL
-     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, id FROM msg`,
+     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, false FROM msg
+     UNION ALL
+     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, true FROM crowded`,
     bindings: [
       published,
+      e.device,
+      e.id,
+      e.type,
+      e.messageId,
+      e.rest,
+      e.requestId,
+      e.gate,
+      inboxMax,
+      inboxMax,
+      inboxMax,
       messages.map((m) => m.id),
       messages.map((m) => m.sender_user_id),
       messages.map((m) => m.sender_device_id),
@@ -183,13 +216,6 @@ export function appendStatement(
       messages.map((m) => m.sent_at),
       recipients.map((r) => r[0]),
       recipients.map((r) => r[1]),
-      e.device,
-      e.id,
-      e.type,
-      e.messageId,
-      e.rest,
-      e.requestId,
-      e.gate,
       ttlDays,
     ],
     rest,
@@ -230,12 +256,14 @@ export async function ackInbox(q: Q, deviceId: string, upTo: number): Promise<nu
 }
 
 /**
- * Re-queues every pending event of a device for push, in seq order (resume, new address). The
+ * Re-queues the oldest `max` pending events of a device for push, in seq order (resume, new
+ * address); the rest wait for pull, so one request never fans out more than `max` pushes. The
  * rows come back for the post-commit publish; the sender reads each body and the address at push time.
  */
 export async function requeueInbox(
   q: Q,
   deviceId: string,
+  max: number,
   requestId: string | null = null,
 ): Promise<OutboxEntry[]> {
   const { rows } = await q.raw<{
@@ -243,9 +271,9 @@ export async function requeueInbox(
   }>(
     `INSERT INTO outbox (device_id, seq, event_id, request_id)
      SELECT device_id, seq, event_id, ? FROM inbox
-      WHERE device_id = ? AND expires_at > now() ORDER BY seq
+      WHERE device_id = ? AND expires_at > now() ORDER BY seq LIMIT ?
      RETURNING id, device_id, seq, event_id, created_at`,
-    [requestId, deviceId],
+    [requestId, deviceId, max],
   );
   return rows.map((r) => ({ ...r, seq: Number(r.seq), request_id: requestId }));
 }

@@ -16,8 +16,11 @@ export interface SendJob {
   events: AppendEvent[];
 }
 
-/** `stored`, or `taken`: the sender device's client_message_id is already used; nothing was stored. */
-export type SendResult = 'stored' | 'taken';
+/**
+ * `stored`; `taken`: the sender device's client_message_id is already used; `full`: a receiving
+ * device's inbox is at its limit. Nothing is stored but for `stored`.
+ */
+export type SendResult = 'stored' | 'taken' | 'full';
 
 export type SendBatcher = (job: SendJob) => Promise<SendResult>;
 
@@ -47,6 +50,7 @@ const IN_FLIGHT = 2;
 export function sendBatcher(opts: {
   db: Db;
   ttlDays: number;
+  inboxMax: number;
   max: number;
   log: Logger;
   committed(rows: OutboxEntry[]): void;
@@ -64,8 +68,7 @@ export function sendBatcher(opts: {
           opts.db,
           jobs.flatMap((j) => j.events),
           opts.ttlDays,
-          jobs.map((j) => j.message),
-          published,
+          { messages: jobs.map((j) => j.message), published, inboxMax: opts.inboxMax },
         );
       } catch (err) {
         opts.published?.giveBack(published);
@@ -93,7 +96,10 @@ export function sendBatcher(opts: {
       // Stored all the same: the sweep relays the rows.
       opts.log.warn({ err }, 'committed rows not handed to the relay');
     }
-    for (const w of batch) w.resolve(done.inserted.has(w.job.message.id) ? 'stored' : 'taken');
+    for (const w of batch) {
+      const id = w.job.message.id;
+      w.resolve(done.inserted.has(id) ? 'stored' : done.full.has(id) ? 'full' : 'taken');
+    }
   }
 
   function pump(): void {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   type DeviceRow,
   deleteDevice,
+  findDevice,
   listDevicesWithSessions,
   updateDevice,
 } from '../../common/db/devices.ts';
@@ -68,11 +69,14 @@ export const deviceRoutes = [
     async handle(ctx, { body }) {
       const { deviceId, userId } = ctx.state.auth;
       await withEvents(ctx, async (trx, _append, wrote) => {
+        const before = await findDevice(trx, deviceId);
         await updateDevice(trx, deviceId, {
           ...(body.name !== undefined && { name: body.name }),
           ...(body.user_address !== undefined && { user_address: body.user_address }),
         });
-        if (body.user_address) wrote(await requeueInbox(trx, deviceId, ctx.state.requestId));
+        // Only a new address pushes what is queued (the same one again would push it all again).
+        if (body.user_address && before && body.user_address !== before.user_address)
+          wrote(await requeueInbox(trx, deviceId, ctx.deps.config.REQUEUE_MAX_EVENTS, ctx.state.requestId));
       });
       const row = (await listDevicesWithSessions(ctx.deps.db, userId)).find((d) => d.id === deviceId);
       if (!row) throw notFound('no such device');

@@ -18,6 +18,7 @@ import * as s from '../http/schemas.ts';
 import { checkCoverage, checkCoverageOf, type Envelope } from '../messaging/coverage.ts';
 import { directDirectory } from '../messaging/directory.ts';
 import { sender } from '../messaging/events.ts';
+import type { SendResult } from '../messaging/send-batcher.ts';
 
 export const MAX_ENVELOPES = 1000;
 export const MAX_CIPHERTEXT_BYTES = 64 * 1024;
@@ -47,6 +48,11 @@ const sendBody = z
   .refine((b) => (b.to === undefined) !== (b.group_id === undefined), {
     message: 'exactly one of `to` and `group_id`',
     path: ['to'],
+  })
+  // Files referenced by a message nobody can read would be kept from collection forever.
+  .refine((b) => !b.file_ids?.length || b.envelopes.length > 0, {
+    message: 'a message with files needs at least one envelope',
+    path: ['envelopes'],
   });
 
 type SendBody = z.output<typeof sendBody>;
@@ -89,9 +95,9 @@ async function replay(ctx: Ctx, clientMessageId: string): Promise<boolean> {
  * Stores a send: a direct one without files through the listener's group commit, with its
  * device directory from the cache; a group send or one with files in its own transaction, which
  * locks the group (a member removed concurrently either gets this message or cannot send) and the
- * files. Returns whether the message was stored (false: its client_message_id is taken).
+ * files. Says whether the message was stored, or why not (see SendResult).
  */
-async function store(ctx: Ctx, body: SendBody, id: string, sentAt: Date): Promise<boolean> {
+async function store(ctx: Ctx, body: SendBody, id: string, sentAt: Date): Promise<SendResult> {
   const { auth } = ctx.state;
   const { db, config } = ctx.deps;
   const groupId = body.group_id ?? null;
@@ -114,7 +120,7 @@ async function store(ctx: Ctx, body: SendBody, id: string, sentAt: Date): Promis
     const found = await directDirectory(db, ctx.deps.cache, body.to ?? '', auth.userId);
     if (!found) throw notFound('no such user');
     checkCoverageOf(found.byUser, auth, body.envelopes);
-    return (await ctx.deps.sends({ message: message([found.userId]), events })) === 'stored';
+    return ctx.deps.sends({ message: message([found.userId]), events });
   }
   const done = await db.transaction(async (trx) => {
     let recipients: string[];
@@ -130,12 +136,15 @@ async function store(ctx: Ctx, body: SendBody, id: string, sentAt: Date): Promis
       recipients = [found.userId];
     }
     if (!(await lockOwnFiles(trx, auth.userId, fileIds))) throw notFound('no such file');
-    const appended = await appendEvents(trx, events, config.INBOX_TTL_DAYS, [message(recipients)]);
+    const appended = await appendEvents(trx, events, config.INBOX_TTL_DAYS, {
+      messages: [message(recipients)],
+      inboxMax: config.INBOX_MAX_EVENTS,
+    });
     if (appended.inserted.has(id)) await linkFiles(trx, id, fileIds);
     return appended;
   });
   ctx.deps.outboxWritten(done.outbox);
-  return done.inserted.has(id);
+  return done.inserted.has(id) ? 'stored' : done.full.has(id) ? 'full' : 'taken';
 }
 
 export const messageRoutes = [
@@ -154,6 +163,11 @@ export const messageRoutes = [
         description: '`device_mismatch` with `missing_devices` and `extra_devices`; nothing is stored',
         schema: s.deviceMismatch,
       },
+      429: {
+        description:
+          '`recipient_inbox_full`: a receiving device holds INBOX_MAX_EVENTS undelivered events; nothing is stored',
+        errors: ['recipient_inbox_full', 'rate_limited'],
+      },
     },
     async handle(ctx, { body }) {
       const cmid = body.client_message_id;
@@ -162,7 +176,7 @@ export const messageRoutes = [
       for (let attempt = 1; ; attempt++) {
         const id = uuidv7();
         const sentAt = new Date();
-        let stored: boolean;
+        let stored: SendResult;
         try {
           stored = await store(ctx, body, id, sentAt);
         } catch (err) {
@@ -170,7 +184,16 @@ export const messageRoutes = [
           if (cmid && err instanceof AppError && err.status < 500 && (await replay(ctx, cmid))) return;
           throw err;
         }
-        if (stored) {
+        if (stored === 'full') {
+          // Not a replay: a send with this client_message_id was never stored.
+          throw new AppError(
+            429,
+            'recipient_inbox_full',
+            `a receiving device holds ${ctx.deps.config.INBOX_MAX_EVENTS} undelivered events; nothing was stored`,
+            { headers: { 'Retry-After': '60' } },
+          );
+        }
+        if (stored === 'stored') {
           ctx.state.log.debug({ msg_id: id, devices: body.envelopes.length }, 'message accepted');
           ctx.deps.metrics.messagesAccepted.inc({ kind: body.group_id ? 'group' : 'direct' });
           ctx.status = 201;

@@ -96,7 +96,7 @@ export const sessionRoutes = [
           });
           // Everything queued while the device was away goes out again now that it is back.
           if (body.user_address ?? device.user_address)
-            wrote(await requeueInbox(trx, deviceId, ctx.state.requestId));
+            wrote(await requeueInbox(trx, deviceId, config.REQUEUE_MAX_EVENTS, ctx.state.requestId));
         } else {
           if ((await countDevices(trx, user.id)) >= config.DEVICES_PER_USER_MAX) {
             throw conflict(

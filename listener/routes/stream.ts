@@ -27,7 +27,8 @@ export const streamRoutes = [
       101: { description: 'switching protocols to WebSocket' },
       400: { description: '`invalid_request`: an `Upgrade` header other than `websocket`' },
       401: {
-        description: '`unauthorized`: an `Authorization` header with a missing, invalid or expired token; no upgrade',
+        description:
+          '`unauthorized`: an `Authorization` header with a missing, invalid or expired token; no upgrade',
       },
       426: { description: '`upgrade_required`: a plain request without `Upgrade: websocket`' },
     },

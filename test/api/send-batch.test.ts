@@ -111,6 +111,7 @@ describe('sends stored in batches', () => {
     const batcher = sendBatcher({
       db,
       ttlDays: config.INBOX_TTL_DAYS,
+      inboxMax: 0,
       max: 10,
       log: createLogger('silent', 'test'),
       committed: (rows) => committed.push(...rows.map((r) => r.event_id)),

@@ -49,6 +49,7 @@ export async function startListener(
       db,
       log: createLogger(config.LOG_LEVEL, 'listener-test'),
       ttlDays: config.INBOX_TTL_DAYS,
+      inboxMax: config.INBOX_MAX_EVENTS,
       max: config.SEND_BATCH_MAX,
       committed: (rows) => deps.outboxWritten(rows),
     }),

@@ -3,6 +3,10 @@ import pg from 'pg';
 import { dropDatabase, freshDatabase, withDatabase } from '../../../common/db/admin.ts';
 import { appendStatement } from '../../../common/db/inbox.ts';
 import { statement } from '../../../common/db/index.ts';
+
+/** The listener's default, so the ceiling runs the same quota check. */
+const INBOX_MAX_EVENTS = 10_000;
+
 import type { PendingEvent } from '../../../common/events.ts';
 import { eventJson } from '../payload.ts';
 import { nowMs } from '../protocol.ts';
@@ -63,17 +67,20 @@ export async function postgresCeiling(
               },
             ],
             30,
-            [
-              {
-                id: messageId,
-                sender_user_id: userId,
-                sender_device_id: senderDevice,
-                group_id: null,
-                client_message_id: null,
-                sent_at: new Date(),
-                recipients: [userId],
-              },
-            ],
+            {
+              inboxMax: INBOX_MAX_EVENTS,
+              messages: [
+                {
+                  id: messageId,
+                  sender_user_id: userId,
+                  sender_device_id: senderDevice,
+                  group_id: null,
+                  client_message_id: null,
+                  sent_at: new Date(),
+                  recipients: [userId],
+                },
+              ],
+            },
           );
           await c.query({ ...statement(sql), values: bindings });
           commits++;

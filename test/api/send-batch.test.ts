@@ -6,6 +6,7 @@ import { sendBatcher } from '../../listener/messaging/send-batcher.ts';
 import { client } from '../helpers/http.ts';
 import { startListener, type TestListener, useListener } from '../helpers/listener.ts';
 import { type Device, envelopesFor, keyOf, login, person } from '../helpers/people.ts';
+import { StreamClient } from '../stream/helpers.ts';
 
 /** Direct sends are stored by group commit: these check what each request gets and what is stored. */
 describe('sends stored in batches', () => {
@@ -205,6 +206,23 @@ describe('cached sessions and devices across listeners', () => {
     expect(res.body.missing_devices.map((d: { device_id: string }) => d.device_id)).to.deep.equal([
       bob2.deviceId,
     ]);
+  });
+
+  it('when a device logs out on one listener, then its open stream on the other is closed with 4401 at once, not at the next heartbeat', async () => {
+    const callA = client(a.url);
+    const [alice] = await person(callA);
+    if (!alice) throw new Error('setup');
+    const stream = new StreamClient(b.url, { token: alice.token });
+    await stream.opened;
+    // The presence heartbeat (which also ends revoked streams) is PRESENCE_HEARTBEAT_MS, 10 s here.
+    expect(b.deps.config.PRESENCE_HEARTBEAT_MS).to.be.at.least(10_000);
+    const started = Date.now();
+    expect((await callA('POST', '/api/logout', { token: alice.token })).status).to.equal(204);
+    const closed = await Promise.race([
+      stream.closed,
+      new Promise<null>((r) => setTimeout(() => r(null), 5_000)),
+    ]);
+    expect(closed?.code, `closed after ${Date.now() - started} ms`).to.equal(4401);
   });
 
   it('when a password changes on one listener, then the other sessions are refused by the other listener at once', async () => {

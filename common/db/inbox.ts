@@ -1,15 +1,14 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { PendingEvent } from '../events.ts';
 import { prepared, type Q } from './index.ts';
+import type { MessageRow } from './messages.ts';
 
 /** A new message row, stored by `appendEvents` in the same statement as its events. */
-export interface NewMessage {
-  id: string;
-  sender_user_id: string;
-  sender_device_id: string;
-  group_id: string | null;
-  client_message_id: string | null;
-  sent_at: Date;
+export interface NewMessage
+  extends Pick<
+    MessageRow,
+    'id' | 'sender_user_id' | 'sender_device_id' | 'group_id' | 'client_message_id' | 'sent_at'
+  > {
   /** Who it was addressed to (message_recipients): the 1:1 recipient or the group's other members. */
   recipients: string[];
 }

@@ -17,23 +17,9 @@ import * as s from '../http/schemas.ts';
 import { withEvents } from '../messaging/append.ts';
 import { checkCoverage } from '../messaging/coverage.ts';
 import { devicesOf, fanOut, sender } from '../messaging/events.ts';
-import { MAX_CIPHERTEXT_BYTES, MAX_ENVELOPES } from './messages.ts';
+import { envelopes } from './messages.ts';
 
 const params = z.strictObject({ message_id: s.ref });
-
-/**
- * The envelopes of an edit: those of a send, but `device_id` an opaque string, so one that names
- * no device of the conversation is 409 `extra_devices` like any other stranger, not a 400.
- */
-const editEnvelopes = z
-  .array(
-    z.strictObject({
-      device_id: s.deviceRef,
-      nonce: s.base64Bytes({ exact: 24 }),
-      ciphertext: s.base64Bytes({ min: 1, max: MAX_CIPHERTEXT_BYTES }),
-    }),
-  )
-  .max(MAX_ENVELOPES, `at most ${MAX_ENVELOPES} envelopes`);
 
 /** The caller's own, not deleted message, locked until the transaction ends; 404 otherwise. */
 async function lockOwnMessage(ctx: Ctx, trx: Tx, id: string | null): Promise<MessageRow> {
@@ -51,7 +37,7 @@ export const messageChangeRoutes = [
       "Edit your message from any of your devices: envelopes for the conversation's devices as when sending (the 1:1 recipient, or the group's current members) plus your other devices",
     auth: true,
     params,
-    body: z.strictObject({ envelopes: editEnvelopes }),
+    body: z.strictObject({ envelopes: envelopes }),
     responses: {
       200: {
         description: 'recipients and your other devices get `message.edited`',

@@ -23,10 +23,14 @@ import type { SendResult } from '../messaging/send-batcher.ts';
 export const MAX_ENVELOPES = 1000;
 export const MAX_CIPHERTEXT_BYTES = 64 * 1024;
 
+/**
+ * The envelopes of a send or an edit. `device_id` is an opaque string: one that names no device
+ * of the conversation is 409 `extra_devices` like any other stranger, not a 400.
+ */
 export const envelopes = z
   .array(
     z.strictObject({
-      device_id: s.id,
+      device_id: s.deviceRef,
       nonce: s.base64Bytes({ exact: 24 }),
       ciphertext: s.base64Bytes({ min: 1, max: MAX_CIPHERTEXT_BYTES }),
     }),

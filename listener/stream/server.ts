@@ -79,13 +79,20 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
   /** A user's sessions changed somewhere: close at once this user's streams whose session ended. */
   async function endRevoked(userId: string): Promise<void> {
     const mine = [...all].filter((c) => c.open && c.identity?.userId === userId);
-    if (!mine.length) return;
+    if (mine.length) await endEnded(mine);
+  }
+
+  /**
+   * Logging out, deleting the device or the account ends the session: end its streams too. Open
+   * streams keep their sessions alive (sliding expiry, as requests do).
+   */
+  async function endEnded(conns: StreamConnection[]): Promise<void> {
     const live = await liveTokenHashes(
       db,
-      mine.map((c) => c.identity?.tokenHash ?? Buffer.alloc(0)),
+      conns.map((c) => c.identity?.tokenHash ?? Buffer.alloc(0)),
       config.SESSION_TTL_DAYS,
     );
-    for (const c of mine) {
+    for (const c of conns) {
       if (!live.has(c.identity?.tokenHash.toString('hex') ?? ''))
         c.close(CLOSE.unauthorized, 'session ended');
     }
@@ -178,17 +185,7 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
       })),
     );
     await deleteStaleStreams(db, config.PRESENCE_EXPIRY_MS);
-    // Logging out, deleting the device or the account ends the session: end its streams too.
-    // Open streams keep their sessions alive (sliding expiry, as requests do).
-    const live = await liveTokenHashes(
-      db,
-      open.map((c) => c.identity?.tokenHash ?? Buffer.alloc(0)),
-      config.SESSION_TTL_DAYS,
-    );
-    for (const c of open) {
-      if (!live.has(c.identity?.tokenHash.toString('hex') ?? ''))
-        c.close(CLOSE.unauthorized, 'session ended');
-    }
+    await endEnded(open);
   });
 
   return {

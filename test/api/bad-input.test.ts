@@ -177,13 +177,19 @@ describe('bad input: every class gets its 4xx JSON error and changes nothing', (
       { envelopes: bad({ ciphertext: 'abc' }) },
       { envelopes: bad({ ciphertext: b64(64 * 1024 + 1) }) },
       { envelopes: bad({ ciphertext: ` ${b64(20)}` }) },
-      { envelopes: bad({ device_id: 'not-a-uuid' }) },
     ];
     for (const patch of bodies) {
       const res = await call('POST', '/api/messages', { token: a1.token, body: { ...valid(), ...patch } });
       expectError(res, 400, 'invalid_request');
       expect(JSON.stringify(res.body.details)).to.contain('body.envelopes.0');
     }
+    // Ids are opaque: a device id of a shape never issued names no device, like any stranger.
+    const stranger = await call('POST', '/api/messages', {
+      token: a1.token,
+      body: { ...valid(), envelopes: bad({ device_id: 'not-a-uuid' }) },
+    });
+    expectError(stranger, 409, 'device_mismatch');
+    expect(stranger.body.extra_devices).to.deep.equal(['not-a-uuid']);
     for (const public_key of [b64(31), b64(33), 'x'.repeat(44), '']) {
       const res = await call('POST', '/api/login', {
         body: { username: a1.username, password: a1.password, public_key },

@@ -51,8 +51,9 @@ export interface AppendOptions {
   published?: string[];
   /**
    * A new message is refused (nothing stored) when one of its receiving devices holds this many
-   * undelivered events; counting stops there, so checking costs at most this many index entries
-   * of a full inbox and next to nothing of a normal one. Other events are not limited.
+   * undelivered events. Counted only when the device's oldest pending seq is that far behind its
+   * last one (one index probe), and then at most this many entries: an inbox that keeps up costs
+   * next to nothing, however many events went through it. Other events are not limited.
    */
   inboxMax?: number;
 }
@@ -152,9 +153,11 @@ export function appendStatement(
        SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[], ?::uuid[], ?::text[], ?::text[], ?::uuid[])
               WITH ORDINALITY AS e(device_id, event_id, type, message_id, rest, request_id, gate, i)),
      crowded AS (
-       SELECT DISTINCT ev.gate AS id FROM ev
+       SELECT DISTINCT ev.gate AS id FROM ev JOIN devices d ON d.id = ev.device_id
         WHERE ev.gate IS NOT NULL AND ?::int > 0
-          AND (SELECT count(*) FROM (SELECT 1 FROM inbox x WHERE x.device_id = ev.device_id LIMIT ?) n) >= ?),
+          AND CASE WHEN (SELECT min(x.seq) FROM inbox x WHERE x.device_id = ev.device_id) <= d.last_seq - ?::int + 1
+                   THEN (SELECT count(*) FROM (SELECT 1 FROM inbox x WHERE x.device_id = ev.device_id LIMIT ?) n) >= ?
+                   ELSE false END),
      msg AS (
        INSERT INTO messages (id, sender_user_id, sender_device_id, group_id, client_message_id, sent_at)
        SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::uuid[], ?::text[], ?::timestamptz[])
@@ -204,6 +207,7 @@ export function appendStatement(
       e.rest,
       e.requestId,
       e.gate,
+      inboxMax,
       inboxMax,
       inboxMax,
       inboxMax,

@@ -241,6 +241,32 @@ describe('README walk-throughs against `npm run stack` (stack, CLI, SDK), run as
     }
   });
 
+  it('when the worked example is run as printed, then the signed push arrives and decrypts', async () => {
+    const block = readmeBlock('Worked example', 'sh');
+    const [line = ''] = commandsOf(block).commands;
+    expect(line).to.equal('npx tsx scripts/example-send.ts demo https://127.0.0.1:8443');
+    const r = await sh(line.replace('https://127.0.0.1:8443', url), env);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/signature valid\) decrypts to: "hello bob, only you can read this"/);
+  });
+
+  it('when the curl walk-through is run as printed (this stack\'s URL, fresh user names), then bob reads "hi bob"', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const from = readme.indexOf('The same by hand with `curl`');
+    const script = /```sh\n([\s\S]*?)```/.exec(readme.slice(from))?.[1] ?? '';
+    expect(script).to.contain('c -X POST $API/messages');
+    // alice and bob are taken by the CLI walk-through of this stack: the same script, other names.
+    const n = randomBytes(3).toString('hex');
+    const ours = script
+      .replace('API=https://127.0.0.1:8443/api', `API=${url}/api`)
+      .replace(/\balice\b/g, `alice_${n}`)
+      .replace(/(?<!hi )\bbob\b(?! secret)/g, `bob_${n}`);
+    const r = await sh(`set -euo pipefail\n${ours}`, env);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    // curl prints the JSON answers without newlines; the decrypted text is the last line (the ack is a 204).
+    expect(r.stdout.trimEnd(), r.stderr).to.match(/hi bob$/);
+  });
+
   it("when the CLI walk-through is typed as printed (passwords on stdin), then terminal 1 prints alice's message", async () => {
     const { env: exported, commands } = commandsOf(readmeBlock('Command-line client', 'sh'));
     expect(exported).to.deep.equal({ MESSENGER_CA: 'cert/certificate.pem' });

@@ -75,6 +75,9 @@ export async function connectBroker(config: Config, log: Logger): Promise<Broker
   const consumers = new Set<(model: ChannelModel) => void>();
 
   const conn = await amqp.connect(withHeartbeat(config.AMQP_URL), {
+    // amqplib leaves Nagle on: a publish's or an ack's frames then waited for the broker's
+    // delayed ACK (~40 ms here) before they went out.
+    noDelay: true,
     clientProperties: { connection_name: `${config.AMQP_PREFIX} ${process.pid}` },
     recovery: {
       initialDelay: 200,

@@ -124,6 +124,7 @@ export class LiveBus {
     try {
       model = await amqp.connect(withHeartbeat(this.opts.url), {
         timeout: 5_000,
+        noDelay: true,
         clientProperties: { connection_name: this.opts.name },
       });
       const m = model;

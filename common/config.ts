@@ -112,6 +112,15 @@ const schema = z.object({
     .int()
     .min(1)
     .default(25 * 1024 * 1024),
+  /**
+   * Bytes of files one user may keep stored (1 GiB): an upload that would pass it is 413
+   * storage_quota_exceeded, nothing stored; an upload in progress counts as FILE_MAX_BYTES.
+   */
+  FILE_STORAGE_PER_USER_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(1024 * 1024 * 1024),
   /** Uploads no message references are deleted this long after upload (default 1 h). */
   FILE_GC_AGE_SECONDS: z.coerce.number().positive().default(3600),
   /** Names this process in the presence table (default hostname:pid). */

@@ -15,6 +15,14 @@ export async function completeFile(q: Q, id: string, size: number, sha256: strin
   await q('files').where({ id }).update({ size, sha256 });
 }
 
+/** Bytes a user keeps stored; an upload in progress (no size yet) counts as `inProgressBytes`. */
+export async function storedBytes(q: Q, uploaderId: string, inProgressBytes: number): Promise<number> {
+  const row = await q('files')
+    .where({ uploader_id: uploaderId })
+    .first(q.raw('coalesce(sum(coalesce(size, ?)), 0)::bigint AS n', [inProgressBytes]));
+  return Number((row as { n?: string } | undefined)?.n ?? 0);
+}
+
 /** Drops a failed or refused upload with its chunks. */
 export async function discardFile(q: Q, id: string): Promise<void> {
   await q('files').where({ id }).delete();

@@ -1,8 +1,20 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import { completeFile, discardFile, findReadableFile, insertFile } from '../../common/db/files.ts';
-import { badRequest, notFound, payloadTooLarge, unsupportedMediaType } from '../../common/errors.ts';
+import {
+  completeFile,
+  discardFile,
+  findReadableFile,
+  insertFile,
+  storedBytes,
+} from '../../common/db/files.ts';
+import {
+  AppError,
+  badRequest,
+  notFound,
+  payloadTooLarge,
+  unsupportedMediaType,
+} from '../../common/errors.ts';
 import { pgFileStore } from '../../common/files/store.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
@@ -12,10 +24,14 @@ const uploaded = z
   .meta({ id: 'UploadedFile' });
 
 /** The request body as it arrives, counted and hashed, failing as soon as it passes `max` bytes. */
-async function* measured(ctx: Ctx, max: number, seen: { size: number; hash: ReturnType<typeof createHash> }) {
+async function* measured(
+  ctx: Ctx,
+  max: { bytes: number; error: () => AppError },
+  seen: { size: number; hash: ReturnType<typeof createHash> },
+) {
   for await (const piece of ctx.req as AsyncIterable<Buffer>) {
     seen.size += piece.byteLength;
-    if (seen.size > max) throw payloadTooLarge(`a file is at most ${max} bytes`);
+    if (seen.size > max.bytes) throw max.error();
     seen.hash.update(piece);
     yield piece;
   }
@@ -34,7 +50,11 @@ export const fileRoutes = [
     responses: {
       201: { description: 'stored', schema: uploaded },
       400: { description: 'empty body' },
-      413: { description: 'larger than 25 MiB; nothing stored' },
+      413: {
+        description:
+          '`payload_too_large`: larger than 25 MiB; `storage_quota_exceeded`: past FILE_STORAGE_PER_USER_BYTES; nothing stored',
+        errors: ['payload_too_large', 'storage_quota_exceeded'],
+      },
       415: { description: 'not application/octet-stream' },
     },
     async handle(ctx) {
@@ -43,17 +63,28 @@ export const fileRoutes = [
       if (ctx.request.type !== 'application/octet-stream')
         throw unsupportedMediaType('upload the raw bytes as application/octet-stream');
       const declared = ctx.get('content-length');
-      if (declared && Number(declared) > max) {
+      const left = config.FILE_STORAGE_PER_USER_BYTES - (await storedBytes(db, ctx.state.auth.userId, max));
+      const quota = () =>
+        new AppError(
+          413,
+          'storage_quota_exceeded',
+          `your files may take ${config.FILE_STORAGE_PER_USER_BYTES} bytes in all; delete messages with files to free some`,
+        );
+      const limit =
+        left < max
+          ? { bytes: left, error: quota }
+          : { bytes: max, error: () => payloadTooLarge(`a file is at most ${max} bytes`) };
+      if (limit.bytes <= 0 || (declared && Number(declared) > limit.bytes)) {
         // Refused before reading: do not keep the connection to drain a body we will not store.
         ctx.set('Connection', 'close');
-        throw payloadTooLarge(`a file is at most ${max} bytes`);
+        throw limit.error();
       }
       const id = randomUUID();
       const seen = { size: 0, hash: createHash('sha256') };
       await insertFile(db, id, ctx.state.auth.userId);
       const store = pgFileStore(db);
       try {
-        await store.write(id, measured(ctx, max, seen));
+        await store.write(id, measured(ctx, limit, seen));
         if (seen.size === 0) throw badRequest('the file is empty', [{ field: 'body', problem: 'empty' }]);
         // A body cut short (client gone) must never be stored as a complete file.
         if (declared && seen.size !== Number(declared)) throw badRequest('the upload ended early');

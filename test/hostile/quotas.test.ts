@@ -103,3 +103,29 @@ describe('re-queue on a new push address', () => {
     expect(await queued(bob)).to.equal(before + 4);
   });
 });
+
+/** File bytes a user can make the server keep (FILE_STORAGE_PER_USER_BYTES). */
+describe('file storage quota', () => {
+  const t = useListener({ FILE_STORAGE_PER_USER_BYTES: '1000', FILE_MAX_BYTES: '600' });
+  const upload = (d: Device, n: number) =>
+    t.call('POST', '/api/files', {
+      token: d.token,
+      raw: Buffer.alloc(n, 7),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+  const files = async (d: Device) =>
+    Number((await t.listener.deps.db('files').where({ uploader_id: d.userId }).count())[0]?.count);
+
+  it('when an upload would pass the quota, then 413 storage_quota_exceeded and nothing is stored; another user is unaffected', async () => {
+    const [alice] = await person(t.call);
+    const [bob] = await person(t.call);
+    if (!alice || !bob) throw new Error('setup');
+    expect((await upload(alice, 600)).status).to.equal(201);
+    const refused = await upload(alice, 500);
+    expect(refused.status).to.equal(413);
+    expect(refused.body.error).to.equal('storage_quota_exceeded');
+    expect(await files(alice)).to.equal(1);
+    expect((await upload(alice, 400)).status).to.equal(201);
+    expect((await upload(bob, 600)).status).to.equal(201);
+  });
+});

@@ -15,9 +15,18 @@ export async function createGroup(
   return res.group_id;
 }
 
-/** The caller's groups. */
+/** All of the caller's groups (the server pages them: every page is read). */
 export async function listGroups(s: Session): Promise<GroupSummary[]> {
-  return (await s.http.json<{ groups: GroupSummary[] }>('GET', '/api/groups')).groups;
+  const all: GroupSummary[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await s.http.json<GroupPage>('GET', '/api/groups', {
+      query: { limit: 100, ...(cursor !== undefined && { cursor }) },
+    });
+    all.push(...page.groups);
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor !== undefined);
+  return all;
 }
 
 /** Public groups whose name contains `q`, one page at a time (`cursor` from the previous page). */

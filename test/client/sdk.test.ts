@@ -58,6 +58,15 @@ describe('client SDK against a real listener', () => {
   });
   after(() => stack?.close());
 
+  it('when a user is in more groups than one page holds, then groups() returns all of them', async function () {
+    this.timeout(60_000);
+    const [me] = await newUser(listener.url, 1);
+    if (!me) throw new Error('setup');
+    const ids = [];
+    for (let i = 0; i < 120; i++) ids.push(await me.createGroup(uniqueName('g'), []));
+    expect((await me.groups()).map((g) => g.group_id).sort()).to.deep.equal(ids.sort());
+  });
+
   it("when alice sends text to bob, then both of bob's devices and alice's other device decrypt it", async () => {
     const [a1, a2] = await newUser(listener.url, 2);
     const [b1, b2] = await newUser(listener.url, 2);

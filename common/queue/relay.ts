@@ -123,6 +123,7 @@ export function startOutboxRelay(opts: {
     await prepared(db, 'DELETE FROM outbox WHERE id = ANY(?::bigint[])', [ids]);
   });
   function confirm(ids: string[]): void {
+    if (!ids.length) return;
     for (const id of ids) confirmed.push(id);
     timer ??= setTimeout(() => {
       timer = undefined;

@@ -41,11 +41,11 @@ const IN_FLIGHT = 2;
  * Group commit for direct sends: the sends that arrive while statements run are stored together
  * by the next one (at most `max`, IN_FLIGHT statements at a time), so PostgreSQL executes and
  * commits once per batch instead of once per message; an idle listener stores each message at
- * once. Every job still gets
- * its own answer, and only after the commit: a batch-mate whose client_message_id is taken
- * stores nothing and gets `taken`; a deadlock retries the whole batch (nothing was written); any
- * other failure of a batch is retried one job at a time, so it fails only the job that causes it.
- * `committed` gets the outbox rows of every batch to publish them.
+ * once. Every job still gets its own answer, and only after the commit: a batch-mate whose
+ * client_message_id is taken or whose recipient's inbox is full stores nothing (`taken`,
+ * `full`); a deadlock retries the whole batch (nothing was written); any other failure of a batch
+ * is retried one job at a time, so it fails only the job that causes it. `committed` gets the
+ * outbox rows of every batch to publish them.
  */
 export function sendBatcher(opts: {
   db: Db;

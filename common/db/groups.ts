@@ -109,27 +109,23 @@ export async function groupsOf(
   userId: string,
   opts: { after: PublicCursor | null; limit: number },
 ): Promise<{ groups: GroupSummary[]; next: PublicCursor | null }> {
-  const bindings: (string | number)[] = [userId];
-  let after = '';
-  if (opts.after) {
-    after = 'AND (lower(g.name), g.id) > (?, ?::uuid)';
-    bindings.push(opts.after.name, opts.after.id);
-  }
-  bindings.push(opts.limit + 1);
-  const { rows } = await q.raw<{ rows: (GroupSummary & { sort_name: string })[] }>(
-    `SELECT ${SUMMARY}, lower(g.name) AS sort_name FROM groups g
-      WHERE g.id IN (SELECT group_id FROM group_members WHERE user_id = ?) ${after}
-      ORDER BY lower(g.name), g.id
-      LIMIT ?`,
-    bindings,
-  );
-  return page(rows, opts.limit);
+  return pageByName(q, 'g.id IN (SELECT group_id FROM group_members WHERE user_id = ?)', [userId], opts);
 }
 
-function page(
-  rows: (GroupSummary & { sort_name: string })[],
-  limit: number,
-): { groups: GroupSummary[]; next: PublicCursor | null } {
+/** One page of the groups matching `where`, by (lower(name), id) after `after` (keyset paging). */
+async function pageByName(
+  q: Q,
+  where: string,
+  whereBindings: string[],
+  { after, limit }: { after: PublicCursor | null; limit: number },
+): Promise<{ groups: GroupSummary[]; next: PublicCursor | null }> {
+  const { rows } = await q.raw<{ rows: (GroupSummary & { sort_name: string })[] }>(
+    `SELECT ${SUMMARY}, lower(g.name) AS sort_name FROM groups g
+      WHERE ${where} ${after ? 'AND (lower(g.name), g.id) > (?, ?::uuid)' : ''}
+      ORDER BY lower(g.name), g.id
+      LIMIT ?`,
+    [...whereBindings, ...(after ? [after.name, after.id] : []), limit + 1],
+  );
   const kept = rows.slice(0, limit);
   const last = kept.at(-1);
   return {
@@ -176,22 +172,12 @@ export async function searchPublicGroups(
   opts: { text: string; after: PublicCursor | null; limit: number },
 ): Promise<{ groups: GroupSummary[]; next: PublicCursor | null }> {
   const pattern = `%${opts.text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-  const bindings: (string | number)[] = [pattern];
-  let after = '';
-  if (opts.after) {
-    after = 'AND (lower(g.name), g.id) > (?, ?::uuid)';
-    bindings.push(opts.after.name, opts.after.id);
-  }
-  bindings.push(opts.limit + 1);
-  const { rows } = await q.raw<{ rows: (GroupSummary & { sort_name: string })[] }>(
-    `SELECT ${SUMMARY}, lower(g.name) AS sort_name FROM groups g
-      WHERE g.is_public AND lower(g.name) LIKE ? ${after}
-        AND EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id)
-      ORDER BY lower(g.name), g.id
-      LIMIT ?`,
-    bindings,
+  return pageByName(
+    q,
+    'g.is_public AND lower(g.name) LIKE ? AND EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id)',
+    [pattern],
+    opts,
   );
-  return page(rows, opts.limit);
 }
 
 /** Groups left without members (their last member's account was deleted). */

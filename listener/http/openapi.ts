@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CODE_OF_STATUS } from '../middleware/errors.ts';
 import { event as eventSchema } from './event-schemas.ts';
 import type { AnyRoute, ResponseSpec } from './route.ts';
 import { error as errorSchema } from './schemas.ts';
@@ -19,23 +20,6 @@ const IMPLIED: Record<number, { when: (r: AnyRoute) => boolean; description: str
     when: () => true,
     description: '`unavailable`: a backing service is down; retry after `Retry-After`',
   },
-};
-
-/**
- * The one `error` code each status carries unless a route lists its own (`ResponseSpec.errors`):
- * what common/errors.ts's helpers and the error middleware produce (docs/API.md#error-codes).
- */
-const CODE_OF_STATUS: Record<number, string> = {
-  400: 'invalid_request',
-  401: 'unauthorized',
-  403: 'forbidden',
-  404: 'not_found',
-  405: 'method_not_allowed',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-  426: 'upgrade_required',
-  429: 'rate_limited',
-  503: 'unavailable',
 };
 
 const ERROR_REF = { $ref: '#/components/schemas/Error' };

@@ -3,7 +3,11 @@ import { AppError, isUnavailableError, payloadTooLarge, unavailable } from '../.
 import type { AppState, Deps } from '../deps.ts';
 import { isTransientConflict } from '../http/route.ts';
 
-const byStatus: Record<number, string> = {
+/**
+ * The one `error` code each status carries unless a route names its own: what common/errors.ts's
+ * helpers and this middleware produce (docs/API.md#error-codes; the OpenAPI document uses it too).
+ */
+export const CODE_OF_STATUS: Record<number, string> = {
   400: 'invalid_request',
   401: 'unauthorized',
   403: 'forbidden',
@@ -11,6 +15,9 @@ const byStatus: Record<number, string> = {
   405: 'method_not_allowed',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
+  426: 'upgrade_required',
+  429: 'rate_limited',
+  503: 'unavailable',
 };
 
 /** Turns whatever was thrown into an AppError; unknown errors become a logged 500. */
@@ -37,7 +44,7 @@ function toAppError(err: unknown): AppError | null {
     if (status === 413) return payloadTooLarge();
     const message =
       e.type === 'entity.parse.failed' ? 'malformed JSON body' : e.expose ? String(e.message) : 'bad request';
-    return new AppError(status, byStatus[status] ?? 'invalid_request', message);
+    return new AppError(status, CODE_OF_STATUS[status] ?? 'invalid_request', message);
   }
   return null;
 }

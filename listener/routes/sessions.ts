@@ -4,20 +4,14 @@ import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
 import { hashToken, newToken } from '../../common/crypto/tokens.ts';
 import { countDevices, findDevice, insertDevice, updateDevice } from '../../common/db/devices.ts';
 import { requeueInbox } from '../../common/db/inbox.ts';
-import {
-  clearLoginFailures,
-  failureBudget,
-  failureSource,
-  loginLockedFor,
-  recordLoginFailure,
-} from '../../common/db/login-failures.ts';
 import { endSession, openSession } from '../../common/db/sessions.ts';
 import { findUserByUsername, lockUser } from '../../common/db/users.ts';
-import { AppError, conflict, notFound, rateLimited } from '../../common/errors.ts';
+import { AppError, conflict, notFound } from '../../common/errors.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 import { withEvents } from '../messaging/append.ts';
 import { sessionLifetime } from '../middleware/auth.ts';
+import { withinPasswordBudget } from '../middleware/password-budget.ts';
 
 const invalidCredentials = () => new AppError(401, 'invalid_credentials', 'wrong username or password');
 
@@ -26,18 +20,19 @@ let decoyHash: Promise<string> | undefined;
 
 async function checkCredentials(ctx: Ctx, username: string, password: string) {
   const { db, config } = ctx.deps;
-  const budget = failureBudget(config);
-  const source = failureSource(ctx.state.clientIp);
-  const wait = await loginLockedFor(db, username, source, budget);
-  if (wait) throw rateLimited(wait, 'too many failed logins for this username, retry later');
-  const user = await findUserByUsername(db, username);
-  decoyHash ??= hashPassword('decoy password', config.PASSWORD_HASH_COST);
-  const ok = await verifyPassword(password, user?.password_hash ?? (await decoyHash));
-  if (!user || !ok) {
-    await recordLoginFailure(db, username, source, budget);
-    throw invalidCredentials();
-  }
-  await clearLoginFailures(db, username, source);
+  let user: Awaited<ReturnType<typeof findUserByUsername>>;
+  const ok = await withinPasswordBudget(
+    ctx,
+    username,
+    async () => {
+      user = await findUserByUsername(db, username);
+      decoyHash ??= hashPassword('decoy password', config.PASSWORD_HASH_COST);
+      const right = await verifyPassword(password, user?.password_hash ?? (await decoyHash));
+      return right && user !== undefined;
+    },
+    'too many failed logins for this username, retry later',
+  );
+  if (!ok || !user) throw invalidCredentials();
   return user;
 }
 

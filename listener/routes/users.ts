@@ -3,13 +3,6 @@ import { z } from 'zod';
 import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
 import { deviceKeysByUser } from '../../common/db/devices.ts';
 import { isUniqueViolation } from '../../common/db/index.ts';
-import {
-  clearLoginFailures,
-  failureBudget,
-  failureSource,
-  loginLockedFor,
-  recordLoginFailure,
-} from '../../common/db/login-failures.ts';
 import { endOtherSessions } from '../../common/db/sessions.ts';
 import {
   deleteUser,
@@ -19,11 +12,12 @@ import {
   type UserRow,
   updateUser,
 } from '../../common/db/users.ts';
-import { badRequest, conflict, forbidden, notFound, rateLimited, unauthorized } from '../../common/errors.ts';
+import { badRequest, conflict, forbidden, notFound, unauthorized } from '../../common/errors.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 import { withEvents } from '../messaging/append.ts';
 import { fanOut, groupUpdated } from '../messaging/events.ts';
+import { withinPasswordBudget } from '../middleware/password-budget.ts';
 
 const directoryEntry = z
   .object({
@@ -68,17 +62,14 @@ async function me(ctx: Ctx) {
  * /api/login (per place and per username), so a stolen token cannot brute-force the password here.
  */
 async function requirePassword(ctx: Ctx, password: string) {
-  const { db, config } = ctx.deps;
   const user = await me(ctx);
-  const budget = failureBudget(config);
-  const source = failureSource(ctx.state.clientIp);
-  const wait = await loginLockedFor(db, user.username, source, budget);
-  if (wait) throw rateLimited(wait, 'too many wrong passwords for this user, retry later');
-  if (!(await verifyPassword(password, user.password_hash))) {
-    await recordLoginFailure(db, user.username, source, budget);
-    throw forbidden('wrong password', 'wrong_password');
-  }
-  await clearLoginFailures(db, user.username, source);
+  const ok = await withinPasswordBudget(
+    ctx,
+    user.username,
+    () => verifyPassword(password, user.password_hash),
+    'too many wrong passwords for this user, retry later',
+  );
+  if (!ok) throw forbidden('wrong password', 'wrong_password');
   return user;
 }
 

@@ -1,0 +1,33 @@
+import {
+  clearLoginFailures,
+  failureBudget,
+  failureSource,
+  loginLockedFor,
+  recordLoginFailure,
+} from '../../common/db/login-failures.ts';
+import { rateLimited } from '../../common/errors.ts';
+import type { Ctx } from '../http/route.ts';
+
+/**
+ * A password check under the failure budget of (username, the client's place), shared by login
+ * and by the account changes that ask for the password: 429 while over the budget; a wrong
+ * password counts against it, a right one clears this place's count. Says whether `verify` passed.
+ */
+export async function withinPasswordBudget(
+  ctx: Ctx,
+  username: string,
+  verify: () => Promise<boolean>,
+  lockedMessage: string,
+): Promise<boolean> {
+  const { db, config } = ctx.deps;
+  const budget = failureBudget(config);
+  const source = failureSource(ctx.state.clientIp);
+  const wait = await loginLockedFor(db, username, source, budget);
+  if (wait) throw rateLimited(wait, lockedMessage);
+  if (!(await verify())) {
+    await recordLoginFailure(db, username, source, budget);
+    return false;
+  }
+  await clearLoginFailures(db, username, source);
+  return true;
+}

@@ -1,6 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { deviceKeysByUsername } from '../../common/db/devices.ts';
 import { linkFiles, lockOwnFiles } from '../../common/db/files.ts';
 import { lockGroup } from '../../common/db/groups.ts';
 import {
@@ -96,10 +95,11 @@ async function replay(ctx: Ctx, clientMessageId: string): Promise<boolean> {
 }
 
 /**
- * Stores a send: a direct one without files through the listener's group commit, with its
- * device directory from the cache; a group send or one with files in its own transaction, which
- * locks the group (a member removed concurrently either gets this message or cannot send) and the
- * files. Says whether the message was stored, or why not (see SendResult).
+ * Stores a send. A direct one checks its envelopes against the device directory from the cache,
+ * then goes through the listener's group commit unless it has files; a group send or one with
+ * files runs in its own transaction, which locks the group (a member removed concurrently either
+ * gets this message or cannot send) and the files. Says whether the message was stored, or why
+ * not (see SendResult).
  */
 async function store(ctx: Ctx, body: SendBody, id: string, sentAt: Date): Promise<SendResult> {
   const { auth } = ctx.state;
@@ -120,24 +120,20 @@ async function store(ctx: Ctx, body: SendBody, id: string, sentAt: Date): Promis
     { id, group_id: groupId, sent_at: sentAt.toISOString(), file_ids: fileIds },
     body.envelopes,
   );
-  if (!groupId && !fileIds.length) {
+  let recipients: string[] = [];
+  if (!groupId) {
     const found = await directDirectory(db, ctx.deps.cache, body.to ?? '', auth.userId);
     if (!found) throw notFound('no such user');
     checkCoverageOf(found.byUser, auth, body.envelopes);
-    return ctx.deps.sends({ message: message([found.userId]), events });
+    recipients = [found.userId];
+    if (!fileIds.length) return ctx.deps.sends({ message: message(recipients), events });
   }
   const done = await db.transaction(async (trx) => {
-    let recipients: string[];
     if (groupId) {
       const group = await lockGroup(trx, groupId, 'share');
       if (!group?.members.includes(auth.userId)) throw notFound('no such group');
       await checkCoverage(trx, group.members, auth, body.envelopes);
       recipients = group.members.filter((u) => u !== auth.userId);
-    } else {
-      const found = await deviceKeysByUsername(trx, body.to ?? '', auth.userId);
-      if (!found) throw notFound('no such user');
-      checkCoverageOf(found.byUser, auth, body.envelopes);
-      recipients = [found.userId];
     }
     if (!(await lockOwnFiles(trx, auth.userId, fileIds))) throw notFound('no such file');
     const appended = await appendEvents(trx, events, config.INBOX_TTL_DAYS, {

@@ -117,40 +117,50 @@ export function startOutboxRelay(opts: {
   let stopped = false;
   let failures = 0;
 
+  const inFlight = new Set<Promise<void>>();
+  const track = (p: Promise<void>) => {
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+  };
+  // Confirmed rows collect for DELETE_AFTER_MS: a send statement takes them along (`take`), or
+  // the timer deletes all that collected with one statement.
   let confirmed: string[] = [];
   let timer: NodeJS.Timeout | undefined;
-  const deleter = coalescing<string>(async (ids) => {
-    await prepared(db, 'DELETE FROM outbox WHERE id = ANY(?::bigint[])', [ids]);
-  });
-  function confirm(ids: string[]): void {
-    if (!ids.length) return;
-    for (const id of ids) confirmed.push(id);
-    timer ??= setTimeout(() => {
-      timer = undefined;
-      deleter.add(take());
-    }, DELETE_AFTER_MS);
-  }
   function take(): string[] {
     const ids = confirmed;
     confirmed = [];
     return ids;
   }
-  const inFlight = new Set<Promise<void>>();
+  function deleteConfirmed(): void {
+    clearTimeout(timer);
+    timer = undefined;
+    const ids = take();
+    if (!ids.length) return;
+    track(
+      prepared(db, 'DELETE FROM outbox WHERE id = ANY(?::bigint[])', [ids]).then(
+        () => {},
+        (err: unknown) => log.warn({ err }, 'outbox delete failed; the sweep relays the rows again'),
+      ),
+    );
+  }
+  function confirm(ids: string[]): void {
+    if (!ids.length) return;
+    for (const id of ids) confirmed.push(id);
+    timer ??= setTimeout(deleteConfirmed, DELETE_AFTER_MS);
+  }
   let pending: OutboxEntry[] = [];
   function flush(): void {
     const rows = pending;
     pending = [];
     for (let i = 0; i < rows.length; i += batchSize) {
       const chunk = rows.slice(i, i + batchSize);
-      const p = broker
-        .publish(publications(broker, chunk))
-        .then(
+      track(
+        broker.publish(publications(broker, chunk)).then(
           () => confirm(chunk.map((r) => r.id)),
           (err: unknown) =>
             log.warn({ err, rows: chunk.length }, 'outbox publish failed; the sweep relays the rows'),
-        )
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
+        ),
+      );
     }
   }
 
@@ -167,7 +177,6 @@ export function startOutboxRelay(opts: {
   }
 
   const sweeper = every(opts.sweepMs, 'outbox-relay', log, sweep);
-  deleter.onError = (err) => log.warn({ err }, 'outbox delete failed; the sweep relays the rows again');
   return {
     take,
     giveBack: confirm,
@@ -181,38 +190,8 @@ export function startOutboxRelay(opts: {
       await sweeper.stop();
       if (pending.length) flush();
       await Promise.allSettled([...inFlight]);
-      clearTimeout(timer);
-      timer = undefined;
-      deleter.add(take());
-      await deleter.idle();
+      deleteConfirmed();
+      await Promise.allSettled([...inFlight]);
     },
   };
-}
-
-/**
- * Runs `work` on everything added, one run at a time: items added during a run make up the next
- * one. Nothing waits when idle (the first item runs on the next tick).
- */
-function coalescing<T>(work: (items: T[]) => Promise<void>) {
-  let queue: T[] = [];
-  let running: Promise<void> | null = null;
-  const self = {
-    onError: (_err: unknown): void => {},
-    add(items: T[]) {
-      for (const it of items) queue.push(it);
-      if (!running) running = new Promise<void>((resolve) => setImmediate(resolve)).then(drain);
-    },
-    async idle() {
-      while (running) await running;
-    },
-  };
-  async function drain(): Promise<void> {
-    while (queue.length) {
-      const batch = queue;
-      queue = [];
-      await work(batch).catch((err: unknown) => self.onError(err));
-    }
-    running = null;
-  }
-  return self;
 }

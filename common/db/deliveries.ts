@@ -87,29 +87,40 @@ export async function recordOutcomes(q: Q, rows: (AttemptRow & { address: string
 }
 
 /**
- * Coalesces calls made in the same turn of the event loop into one call of `run` (keys in call
- * order, one result per key); a failure of the batch fails every call in it.
+ * Group commit for calls: a call made while `inFlight` runs of `run` are going waits for the next
+ * one, which takes every call that arrived meanwhile (keys in call order, one result per key); a
+ * free slot waits one turn of the event loop only, so an idle process adds no delay. Pushes end
+ * one at a time at moderate load: flushing every turn would cost one statement per push. A
+ * failure of a run fails every call in it.
  */
-export function coalesce<K, V>(run: (keys: K[]) => Promise<V[]>): (key: K) => Promise<V> {
+export function coalesce<K, V>(run: (keys: K[]) => Promise<V[]>, inFlight = 1): (key: K) => Promise<V> {
   let queue: { key: K; resolve: (v: V) => void; reject: (e: unknown) => void }[] = [];
-  function flush(): void {
+  let running = 0;
+  function pump(): void {
+    if (!queue.length || running >= inFlight) return;
     const batch = queue;
     queue = [];
-    run(batch.map((b) => b.key)).then(
-      (values) => {
-        batch.forEach((b, n) => {
-          b.resolve(values[n] as V);
-        });
-      },
-      (err: unknown) => {
-        for (const b of batch) b.reject(err);
-      },
-    );
+    running++;
+    run(batch.map((b) => b.key))
+      .then(
+        (values) => {
+          batch.forEach((b, n) => {
+            b.resolve(values[n] as V);
+          });
+        },
+        (err: unknown) => {
+          for (const b of batch) b.reject(err);
+        },
+      )
+      .finally(() => {
+        running--;
+        pump();
+      });
   }
   return (key) =>
     new Promise<V>((resolve, reject) => {
       queue.push({ key, resolve, reject });
-      if (queue.length === 1) setImmediate(flush);
+      if (queue.length === 1 && running < inFlight) setImmediate(pump);
     });
 }
 

@@ -5,19 +5,23 @@ import { every } from '../periodic.ts';
 import type { Broker, Publication } from './broker.ts';
 import type { Delivery, LiveSignal } from './messages.ts';
 
-/**
- * The deliveries of these outbox rows, plus one live wake-up for the whole batch that every
- * listener holding a socket of one of its devices receives once (see the contract in
- * ./messages.ts): a stream re-reads the inbox on a wake, so that says everything.
- */
 /** How long confirmed rows wait for a send statement to delete them along with its writes. */
 const DELETE_AFTER_MS = 50;
 
+/**
+ * The deliveries of these outbox rows, plus one live wake-up for the whole batch that every
+ * listener holding a socket of one of its devices receives once (see the contract in
+ * ./messages.ts): a stream re-reads the inbox on a wake, so that says everything. A row whose
+ * device had no push address at its commit gets no delivery: the sender would only skip it, and
+ * setting an address later re-queues what is pending (the send statement and the address change
+ * both lock the device row, so one of them sees the other).
+ */
 export function publications(broker: Broker, rows: OutboxEntry[]): Publication[] {
   const { deliveries, live } = broker.topology;
   const wakes = new Map<string, number>();
-  const out: Publication[] = rows.map((r) => {
+  const out: Publication[] = rows.flatMap((r) => {
     wakes.set(r.device_id, Math.max(wakes.get(r.device_id) ?? 0, r.seq));
+    if (r.body !== undefined && !r.address) return [];
     const d: Delivery = {
       device_id: r.device_id,
       seq: r.seq,

@@ -141,6 +141,44 @@ describe('outbox relay', () => {
     await ch.deleteQueue(onlyB);
   });
 
+  it('when the rows just committed belong to a device without a push address, then they get a wake-up but no delivery', async () => {
+    const broker = brokers[0];
+    if (!broker) throw new Error('setup');
+    const relay = startOutboxRelay({
+      db,
+      broker,
+      log: createLogger('silent', 'r'),
+      batchSize: 50,
+      sweepMs: 60_000,
+      sweepAgeMs: 60_000,
+    });
+    const [pushed, pulled] = [randomUUID(), randomUUID()];
+    const entry = (device_id: string, seq: number, address: string | null) => ({
+      id: String(seq),
+      device_id,
+      seq,
+      event_id: randomUUID(),
+      request_id: null,
+      created_at: new Date(),
+      body: '{}',
+      address,
+    });
+    relay.publish([
+      entry(pushed, 1, 'https://push.example/1'),
+      entry(pulled, 1, null),
+      entry(pulled, 2, null),
+    ]);
+    await eventually(async () => (await ch.checkQueue(liveQueue)).messageCount === 1, 5_000, 'wake-up');
+    await relay.stop();
+    const deliveries = (await drain(ch, topology(config).deliveries)).map((b) => parseDelivery(b));
+    expect(deliveries.map((d) => d?.device_id)).to.deep.equal([pushed]);
+    const [wake] = (await drain(ch, liveQueue)).map((b) => JSON.parse(b.toString()));
+    expect(wake.devices).to.deep.include.members([
+      [pushed, 1],
+      [pulled, 2],
+    ]);
+  });
+
   it('when the broker cannot route the deliveries, then the batch rolls back and the rows stay for the next sweep', async () => {
     const rows = await insertOutbox(db, 5);
     await ch.deleteQueue(topology(config).deliveries);

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { onlineUsernames } from '../../common/db/presence.ts';
 import { AppError } from '../../common/errors.ts';
 import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
+import { visiblePresence } from '../presence/state.ts';
 
 export const MAX_PRESENCE_USERS = 100;
 
@@ -43,8 +43,10 @@ export const streamRoutes = [
     path: '/api/presence',
     tag: 'stream',
     summary:
-      'Which of these users (comma-separated, at most 100) have a device with an open live stream. ' +
-      'Unknown usernames are simply not online.',
+      'Which of these users (comma-separated, at most 100) are online: have a device with an open live ' +
+      'stream (or closed their last one less than `PRESENCE_GRACE_MS` ago). Presence is visible only between ' +
+      'contacts (a shared group, or a direct message either way); anyone else and unknown usernames are ' +
+      'simply not online. Live changes: `presence.subscribe` on the stream.',
     auth: true,
     query: z.strictObject({ users: usernameList }),
     responses: {
@@ -55,7 +57,9 @@ export const streamRoutes = [
     },
     async handle(ctx, { query }) {
       const asked = [...new Set(query.users)];
-      const online = await onlineUsernames(ctx.deps.db, asked, ctx.deps.config.PRESENCE_EXPIRY_MS);
+      const { db, config } = ctx.deps;
+      const states = await visiblePresence(db, ctx.state.auth.userId, asked, config.PRESENCE_EXPIRY_MS);
+      const online = new Set(states.filter((p) => p.online).map((p) => p.username));
       ctx.body = { online: asked.filter((u) => online.has(u)) };
     },
   }),

@@ -84,6 +84,8 @@ export type MessageKind = 'direct' | 'group';
 export interface PresenceMetrics {
   /** Online/offline transitions this listener settled and published (`state`: online | offline). */
   transitionsPublished: Counter<'state'>;
+  /** Presence transitions this listener received from RabbitMQ for users its sockets watch. */
+  changesReceived: Counter;
   /** Presence frames written to this listener's sockets (initial states and changes). */
   framesSent: Counter;
   /** Reads the number of sockets with a presence subscription; the stream server points it at its hub. */
@@ -105,6 +107,11 @@ function presenceMetrics(r: Registry): PresenceMetrics {
       name: 'messenger_presence_transitions_published_total',
       help: 'Presence transitions (first stream opened, last closed or expired) this listener published',
       labelNames: ['state'],
+      registers: [r],
+    }),
+    changesReceived: new Counter({
+      name: 'messenger_presence_changes_received_total',
+      help: 'Presence transitions received from RabbitMQ for users watched on this listener',
       registers: [r],
     }),
     framesSent: new Counter({

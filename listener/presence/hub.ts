@@ -95,6 +95,7 @@ export class PresenceHub {
 
   /** A transition of a watched user arrived from the bus. */
   async changed(change: PresenceChange): Promise<void> {
+    this.metrics.changesReceived.inc();
     const watchers = [...(this.byName.get(change.username) ?? [])];
     if (!watchers.length) return;
     const allowed = await contactsAmong(this.db, change.user_id, [...new Set(watchers.map((w) => w.userId))]);

@@ -20,7 +20,13 @@ export const streamRoutes = [
       'Live stream (WebSocket). Authenticate with `Authorization: Bearer` on the upgrade (missing or bad → 401, ' +
       'no upgrade) or, without the header, with a first frame `{"type":"auth","token"}` within 5 s (else close 4401). ' +
       'The server sends `{"type":"event","event":{…}}` for this device, backlog first, then live; the client sends ' +
-      '`{"type":"ack","up_to":seq}`. Bad frames close the socket with 1008 (1003 binary, 1009 over 64 KiB) and a ' +
+      '`{"type":"ack","up_to":seq}`. Presence: the client sends `{"type":"presence.subscribe","users":[username]}` ' +
+      '(at most 500 names; a later frame replaces the set, `[]` ends it) and gets ' +
+      '`{"type":"presence","username","online":boolean,"since":RFC 3339|null}` for each subscribed contact at once, ' +
+      'then one per change (first stream opened; last one closed, after `PRESENCE_GRACE_MS`; or expired with a dead ' +
+      'listener), from any listener. Non-contacts and unknown names never get a frame (read them as offline). ' +
+      'Presence frames carry no `seq` and are not acked or replayed. ' +
+      'Bad frames close the socket with 1008 (1003 binary, 1009 over 64 KiB) and a ' +
       'reason; a client that does not read is closed with 4008; unanswered pings drop the socket.',
     auth: false,
     responses: {

@@ -143,6 +143,12 @@ const schema = z.object({
   /** Presence: each listener refreshes its open streams this often; a user is online while a stream beat within the expiry. */
   PRESENCE_HEARTBEAT_MS: z.coerce.number().int().positive().default(10_000),
   PRESENCE_EXPIRY_MS: z.coerce.number().int().positive().default(30_000),
+  /**
+   * Presence: a user whose last stream closes is announced offline this long after, unless a stream
+   * of theirs opens meanwhile (a reconnect then makes no offline/online noise). Kept under the
+   * contract's 2 s for change frames by default; 0 announces at once.
+   */
+  PRESENCE_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
   // --- Edge (nginx) and the native stack (`npm run stack`); compose passes the same names to nginx.
   /** Requests per second each client IP may make through nginx, and the burst it may run ahead. */
   RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(1).default(100),

@@ -81,12 +81,55 @@ function publishesCounter(r: Registry, published: () => number): void {
 
 export type MessageKind = 'direct' | 'group';
 
+export interface PresenceMetrics {
+  /** Online/offline transitions this listener settled and published (`state`: online | offline). */
+  transitionsPublished: Counter<'state'>;
+  /** Presence transitions this listener received from RabbitMQ for users its sockets watch. */
+  changesReceived: Counter;
+  /** Presence frames written to this listener's sockets (initial states and changes). */
+  framesSent: Counter;
+  /** Reads the number of sockets with a presence subscription; the stream server points it at its hub. */
+  subscriptions: () => number;
+}
+
 export interface ListenerMetrics {
   registry: Registry;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   messagesAccepted: Counter<'kind'>;
   /** Reads the number of open live streams; main.ts points it at the stream server. */
   openStreams: () => number;
+  presence: PresenceMetrics;
+}
+
+function presenceMetrics(r: Registry): PresenceMetrics {
+  const m: PresenceMetrics = {
+    transitionsPublished: new Counter({
+      name: 'messenger_presence_transitions_published_total',
+      help: 'Presence transitions (first stream opened, last closed or expired) this listener published',
+      labelNames: ['state'],
+      registers: [r],
+    }),
+    changesReceived: new Counter({
+      name: 'messenger_presence_changes_received_total',
+      help: 'Presence transitions received from RabbitMQ for users watched on this listener',
+      registers: [r],
+    }),
+    framesSent: new Counter({
+      name: 'messenger_presence_frames_sent_total',
+      help: 'Presence frames sent to live-stream subscribers on this listener',
+      registers: [r],
+    }),
+    subscriptions: () => 0,
+  };
+  new Gauge({
+    name: 'messenger_presence_subscriptions',
+    help: 'Live-stream sockets on this listener with a presence subscription',
+    registers: [r],
+    collect() {
+      this.set(m.subscriptions());
+    },
+  });
+  return m;
 }
 
 export function listenerMetrics(
@@ -113,6 +156,7 @@ export function listenerMetrics(
       registers: [r],
     }),
     openStreams: () => 0,
+    presence: presenceMetrics(r),
   };
   new Gauge({
     name: 'messenger_stream_open',

@@ -23,7 +23,8 @@ const USAGE = `usage: messenger-cli <command> [options]      (in the repository:
                                   --count n stops after n pushes)
   address set <url> | clear      where this device's pushes go (clear: events wait for pull)
   devices                        list your devices
-  presence <user…>               which of them have a live stream open
+  presence <user…>               which of them (contacts only) have a live stream open
+  presence --watch <user…>       print each contact's presence, then every change, until Ctrl-C
   group create <name> [user…]    create a group;  group list | group show <id|name> | group add <id|name> <user>
   logout                         end the session (the profile keeps the device for the next login)
 

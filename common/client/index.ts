@@ -4,6 +4,7 @@ import * as groups from './groups.ts';
 import type { ClientOptions } from './http.ts';
 import * as messages from './messages.ts';
 import type { FileRef } from './payload.ts';
+import { type PresenceOptions, watchPresence } from './presence.ts';
 import { type SavedProfile, Session } from './session.ts';
 import { type StreamOptions, stream } from './stream.ts';
 import type { Event, ReceiptType } from './types.ts';
@@ -13,6 +14,7 @@ export { b64, type KeyPair, newKeyPair, unb64 } from './crypto.ts';
 export { ApiError, type ClientOptions } from './http.ts';
 export { openEvent, type Received, type SendOptions, type Target } from './messages.ts';
 export { type Content, decodePayload, encodePayload, type FileRef } from './payload.ts';
+export type { PresenceOptions, PresenceUpdate, PresenceWatch } from './presence.ts';
 export { readProfileFile, writeProfileFile } from './profile-file.ts';
 export type { Identity, LoginOptions, SavedProfile } from './session.ts';
 export type { StreamOptions } from './stream.ts';
@@ -57,6 +59,11 @@ export class Messenger extends Session {
   removeDevice = (deviceId: string) => devices.removeDevice(this, deviceId);
   serverKey = () => devices.serverKey(this);
   presence = (usernames: string[]) => devices.presence(this, usernames);
+  /**
+   * Live presence of these contacts (`presence.subscribe` on a stream socket): each one's state at
+   * once, then every change; `subscribePresence(names)` on the iterator replaces the set.
+   */
+  watchPresence = (usernames: string[], opts?: PresenceOptions) => watchPresence(this, usernames, opts);
 
   // Messages
   send = (to: messages.Target, body: string | Uint8Array, opts?: messages.SendOptions) =>

@@ -9,16 +9,19 @@ export interface OpenStream {
 /**
  * Records or refreshes open streams of one listener instance. An upsert rather than an UPDATE, so a
  * row removed as stale (e.g. after a long pause of this process) comes back with the next beat.
+ * Returns the users whose rows were (re)inserted rather than refreshed: their presence may change.
  */
-export async function beatStreams(q: Q, instanceId: string, streams: OpenStream[]): Promise<void> {
-  if (!streams.length) return;
-  await q.raw(
+export async function beatStreams(q: Q, instanceId: string, streams: OpenStream[]): Promise<string[]> {
+  if (!streams.length) return [];
+  const { rows } = await q.raw<{ rows: { user_id: string }[] }>(
     `INSERT INTO stream_presence (stream_id, instance_id, device_id, user_id)
      SELECT s.stream_id, ?, s.device_id, s.user_id
        FROM unnest(?::uuid[], ?::uuid[], ?::uuid[]) AS s(stream_id, device_id, user_id)
        -- the device or user may have been deleted meanwhile
       WHERE EXISTS (SELECT 1 FROM devices d WHERE d.id = s.device_id)
-     ON CONFLICT (stream_id) DO UPDATE SET heartbeat_at = now()`,
+     ON CONFLICT (stream_id) DO UPDATE SET heartbeat_at = now()
+     -- xmax is 0 on a row this statement inserted, set on one it updated
+     RETURNING user_id, (xmax = 0) AS inserted`,
     [
       instanceId,
       streams.map((s) => s.streamId),
@@ -26,30 +29,27 @@ export async function beatStreams(q: Q, instanceId: string, streams: OpenStream[
       streams.map((s) => s.userId),
     ],
   );
+  return [
+    ...new Set(
+      (rows as { user_id: string; inserted: boolean }[]).filter((r) => r.inserted).map((r) => r.user_id),
+    ),
+  ];
 }
 
 export async function endStream(q: Q, streamId: string): Promise<void> {
   await q('stream_presence').where({ stream_id: streamId }).delete();
 }
 
-/** Rows whose listener stopped beating (killed, partitioned); any listener may run it. */
-export async function deleteStaleStreams(q: Q, expiryMs: number): Promise<number> {
-  return q('stream_presence')
+/**
+ * Deletes rows whose listener stopped beating (killed, partitioned); any listener may run it, and
+ * each row is deleted (and its user returned) by exactly one of them.
+ */
+export async function deleteStaleStreams(q: Q, expiryMs: number): Promise<string[]> {
+  const rows: { user_id: string }[] = await q('stream_presence')
     .where('heartbeat_at', '<', q.raw('now() - make_interval(secs => ?)', [expiryMs / 1000]))
-    .delete();
-}
-
-/** Of `usernames`, those with at least one stream beating within `expiryMs`. Unknown names are simply absent. */
-export async function onlineUsernames(q: Q, usernames: string[], expiryMs: number): Promise<Set<string>> {
-  if (!usernames.length) return new Set();
-  const { rows } = await q.raw<{ rows: { username: string }[] }>(
-    `SELECT u.username FROM users u
-      WHERE u.username = ANY(?::text[])
-        AND EXISTS (SELECT 1 FROM stream_presence p
-                     WHERE p.user_id = u.id AND p.heartbeat_at > now() - make_interval(secs => ?))`,
-    [usernames, expiryMs / 1000],
-  );
-  return new Set(rows.map((r) => r.username));
+    .delete()
+    .returning('user_id');
+  return [...new Set(rows.map((r) => r.user_id))];
 }
 
 /**

@@ -67,3 +67,33 @@ export function wokenDevices(content: Buffer): string[] {
     return [];
   }
 }
+
+/**
+ * PRESENCE CONTRACT (`<prefix>.presence`, a durable topic exchange)
+ *
+ * The listener that settles a user's online/offline transition in PostgreSQL (user_presence, under
+ * a per-user lock: exactly one listener per transition) publishes ONE message:
+ *   routing key: the username (immutable; `[a-z0-9_.-]`, so never a wildcard);
+ *   body: JSON `{"user_id", "username", "online": boolean, "since": RFC 3339}`;
+ *   non-persistent, no mandatory flag: when no listener watches the user it is dropped.
+ * A listener binds its live queue with the usernames its sockets subscribed to and re-checks the
+ * contacts rule before it turns a message into frames. Like wake-ups it is best effort (lost while
+ * a consumer reconnects, possibly reordered between publishers): `since` orders a user's
+ * transitions, and a listener re-reads the state of every subscription when it reconnects.
+ */
+export const presenceChange = z.object({
+  user_id: z.string(),
+  username: z.string(),
+  online: z.boolean(),
+  since: z.string(),
+});
+export type PresenceChange = z.infer<typeof presenceChange>;
+
+export function parsePresenceChange(content: Buffer): PresenceChange | null {
+  try {
+    const parsed = presenceChange.safeParse(JSON.parse(content.toString('utf8')));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}

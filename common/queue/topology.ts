@@ -14,6 +14,8 @@ import type { Config } from '../config.ts';
  * - `<prefix>.parking`: dead deliveries (retry window exhausted, address refused), kept for
  *   operators; nothing consumes it. The event itself stays in the inbox for pull.
  * - `<prefix>.live`: topic exchange, see the LIVE STREAM CONTRACT in ./messages.ts.
+ * - `<prefix>.presence`: topic exchange of presence transitions, routing key = username; see the
+ *   PRESENCE CONTRACT in ./messages.ts. Listeners bind their live queue per watched username.
  * - `<prefix>.invalidations`: fanout exchange; a listener that changed a user's sessions or
  *   devices publishes `{"user_id"}` there, and every listener's live queue is bound to it, so each
  *   drops what it cached about that user (see listener/auth-cache.ts).
@@ -25,6 +27,7 @@ export interface Topology {
   deliveries: string;
   parking: string;
   live: string;
+  presence: string;
   invalidations: string;
   /** Delay tiers in ms, ascending. */
   tiers: number[];
@@ -45,6 +48,7 @@ export function topology(config: Config): Topology {
     deliveries: `${p}.deliveries`,
     parking: `${p}.parking`,
     live: `${p}.live`,
+    presence: `${p}.presence`,
     invalidations: `${p}.invalidations`,
     tiers: retryTiers(
       config.SENDER_RETRY_BASE_MS,
@@ -81,6 +85,7 @@ export async function declareTopology(ch: Channel, config: Config): Promise<Topo
     });
   }
   await ch.assertExchange(t.live, 'topic', { durable: true });
+  await ch.assertExchange(t.presence, 'topic', { durable: true });
   await ch.assertExchange(t.invalidations, 'fanout', { durable: true });
   return t;
 }
@@ -90,5 +95,6 @@ export async function deleteTopology(ch: Channel, config: Config): Promise<void>
   const t = topology(config);
   for (const q of [t.deliveries, t.parking, ...t.tiers.map(t.retryQueue)]) await ch.deleteQueue(q);
   await ch.deleteExchange(t.live);
+  await ch.deleteExchange(t.presence);
   await ch.deleteExchange(t.invalidations);
 }

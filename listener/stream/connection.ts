@@ -18,6 +18,8 @@ export interface StreamHooks {
   opened(conn: StreamConnection): Promise<void>;
   /** The socket is gone (authenticated or not). */
   closed(conn: StreamConnection): void;
+  /** A presence.subscribe frame: replaces this socket's presence subscription. */
+  subscribe(conn: StreamConnection, usernames: string[]): Promise<void>;
 }
 
 /**
@@ -77,6 +79,24 @@ export class StreamConnection {
 
   get open(): boolean {
     return this.ws.readyState === this.ws.OPEN;
+  }
+
+  /** The authenticated user (a presence subscriber); '' before authentication. */
+  get userId(): string {
+    return this.identity?.userId ?? '';
+  }
+
+  /**
+   * Queues a presence frame. Small and not stored, so it skips the inbox loop's wait; a socket whose
+   * send buffer is already past the cap is closed as too slow, as the loop would close it.
+   */
+  sendPresence(frame: string): void {
+    if (!this.open) return;
+    if (this.ws.bufferedAmount > this.deps.config.STREAM_MAX_BUFFERED_BYTES) {
+      this.close(CLOSE.tooSlow, 'client too slow: send buffer full', 1_000);
+      return;
+    }
+    this.ws.send(frame);
   }
 
   /** Authenticated by header already, or waits for the first frame to be `{"type":"auth"}`. */
@@ -205,6 +225,7 @@ export class StreamConnection {
         return;
       }
       if (!this.identity) return this.close(CLOSE.policy, 'authenticate first');
+      if (frame.type === 'presence.subscribe') return await this.hooks.subscribe(this, frame.users);
       await ackInbox(this.deps.db, this.identity.deviceId, frame.up_to);
     } catch (err) {
       this.failed(err);

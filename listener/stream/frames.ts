@@ -4,9 +4,16 @@ import * as s from '../http/schemas.ts';
 /** Largest client frame accepted; bigger ones close the socket with 1009 (ws enforces it while reading). */
 export const MAX_CLIENT_FRAME_BYTES = 64 * 1024;
 
+/** Usernames one presence.subscribe frame may name (docs/API.md#presence). */
+export const MAX_PRESENCE_SUBSCRIPTION = 500;
+
 const clientFrame = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(512) }),
   z.strictObject({ type: z.literal('ack'), up_to: s.seq }),
+  z.strictObject({
+    type: z.literal('presence.subscribe'),
+    users: z.array(s.username).max(MAX_PRESENCE_SUBSCRIPTION),
+  }),
 ]);
 export type ClientFrame = z.output<typeof clientFrame>;
 

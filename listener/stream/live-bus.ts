@@ -1,6 +1,6 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from '../../common/log.ts';
-import { wokenDevices } from '../../common/queue/messages.ts';
+import { type PresenceChange, parsePresenceChange, wokenDevices } from '../../common/queue/messages.ts';
 
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 10_000;
@@ -16,6 +16,8 @@ export interface LiveBusOptions {
   exchange: string;
   /** The fanout exchange of cache invalidations (`topology(config).invalidations`). */
   invalidations: string;
+  /** The presence topic exchange (`topology(config).presence`); see the PRESENCE CONTRACT. */
+  presence: string;
   /** Shown by the broker (`rabbitmqctl list_connections client_properties`), e.g. `live host:pid`. */
   name: string;
   log: Logger;
@@ -27,6 +29,8 @@ export interface LiveBusOptions {
   onDisconnected(): void;
   /** Another listener (or this one) changed this user's sessions or devices. */
   onInvalidate(userId: string): void;
+  /** A presence transition of a username watched here (contacts not checked yet). */
+  onPresence(change: PresenceChange): void;
 }
 
 /**
@@ -40,6 +44,8 @@ export class LiveBus {
   private readonly opts: LiveBusOptions;
   /** Sockets per device on this listener; a device is bound while its count is positive. */
   private readonly devices = new Map<string, number>();
+  /** Presence subscriptions per username on this listener; bound to the presence exchange while positive. */
+  private readonly watched = new Map<string, number>();
   private model: ChannelModel | undefined;
   private channel: ConfirmChannel | undefined;
   private queue: string | undefined;
@@ -67,17 +73,32 @@ export class LiveBus {
     this.devices.set(deviceId, n + 1);
     // Channel operations run in the order they are issued, so a bind issued after an unbind wins;
     // a second socket of the device waits for a bind still in flight by issuing its own.
-    return this.bind(deviceId, true);
+    return this.bind(this.opts.exchange, deviceId, true);
   }
 
   remove(deviceId: string): void {
-    const n = this.devices.get(deviceId) ?? 0;
-    if (n > 1) {
-      this.devices.set(deviceId, n - 1);
-      return;
-    }
-    this.devices.delete(deviceId);
-    if (n === 1) void this.bind(deviceId, false);
+    if (release(this.devices, deviceId)) void this.bind(this.opts.exchange, deviceId, false);
+  }
+
+  /** Starts routing this username's presence transitions here; resolves once bound (or the bus is down). */
+  watch(username: string): Promise<void> {
+    this.watched.set(username, (this.watched.get(username) ?? 0) + 1);
+    return this.bind(this.opts.presence, username, true);
+  }
+
+  unwatch(username: string): void {
+    if (release(this.watched, username)) void this.bind(this.opts.presence, username, false);
+  }
+
+  /** Announces a settled transition to the listeners watching the user; resolves once the broker took it. */
+  async publishPresence(change: PresenceChange): Promise<void> {
+    const { channel } = this;
+    if (!channel) throw new Error('live bus is not connected');
+    channel.publish(this.opts.presence, change.username, Buffer.from(JSON.stringify(change)), {
+      persistent: false,
+      contentType: 'application/json',
+    });
+    await channel.waitForConfirms();
   }
 
   /**
@@ -104,15 +125,15 @@ export class LiveBus {
     await model?.close().catch(() => {});
   }
 
-  private async bind(deviceId: string, on: boolean): Promise<void> {
+  private async bind(exchange: string, key: string, on: boolean): Promise<void> {
     const { channel, queue } = this;
     if (!channel || !queue) return; // bound on (re)connect, which then wakes every socket
     try {
-      if (on) await channel.bindQueue(queue, this.opts.exchange, deviceId);
-      else await channel.unbindQueue(queue, this.opts.exchange, deviceId);
+      if (on) await channel.bindQueue(queue, exchange, key);
+      else await channel.unbindQueue(queue, exchange, key);
     } catch (err) {
       // A failed binding operation closes the channel; the close handler reconnects and re-binds.
-      this.opts.log.warn({ err, device_id: deviceId }, 'live binding failed');
+      this.opts.log.warn({ err, exchange, routing_key: key }, 'live binding failed');
     }
   }
 
@@ -135,6 +156,7 @@ export class LiveBus {
       channel.on('close', () => this.drop(m));
       await channel.assertExchange(this.opts.exchange, 'topic', { durable: true });
       await channel.assertExchange(this.opts.invalidations, 'fanout', { durable: true });
+      await channel.assertExchange(this.opts.presence, 'topic', { durable: true });
       const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
       await channel.bindQueue(queue, this.opts.invalidations, '');
       await channel.consume(queue, (msg) => this.deliver(msg), { noAck: true });
@@ -143,9 +165,12 @@ export class LiveBus {
       this.channel = channel;
       this.queue = queue;
       this.connecting = false;
-      await Promise.all([...this.devices.keys()].map((d) => channel.bindQueue(queue, this.opts.exchange, d)));
+      await Promise.all([
+        ...[...this.devices.keys()].map((d) => channel.bindQueue(queue, this.opts.exchange, d)),
+        ...[...this.watched.keys()].map((u) => channel.bindQueue(queue, this.opts.presence, u)),
+      ]);
       this.retryMs = RETRY_MIN_MS;
-      this.opts.log.info({ devices: this.devices.size }, 'live bus connected');
+      this.opts.log.info({ devices: this.devices.size, watched: this.watched.size }, 'live bus connected');
       this.opts.onConnected();
     } catch (err) {
       this.connecting = false;
@@ -182,8 +207,24 @@ export class LiveBus {
       } catch {}
       return;
     }
+    if (msg.fields.exchange === this.opts.presence) {
+      const change = parsePresenceChange(msg.content);
+      if (change && this.watched.has(change.username)) this.opts.onPresence(change);
+      return;
+    }
     for (const deviceId of wokenDevices(msg.content)) {
       if (this.devices.has(deviceId)) this.opts.onWake(deviceId);
     }
   }
+}
+
+/** Drops one reference to `key`; true when it was the last one (time to unbind). */
+function release(counts: Map<string, number>, key: string): boolean {
+  const n = counts.get(key) ?? 0;
+  if (n > 1) {
+    counts.set(key, n - 1);
+    return false;
+  }
+  counts.delete(key);
+  return n === 1;
 }

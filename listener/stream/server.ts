@@ -9,6 +9,8 @@ import { topology } from '../../common/queue/topology.ts';
 import type { Deps } from '../deps.ts';
 import { bearerToken, identify } from '../middleware/auth.ts';
 import { clientIpResolver } from '../middleware/client-ip.ts';
+import { PresenceAnnouncer } from '../presence/announcer.ts';
+import { PresenceHub } from '../presence/hub.ts';
 import { StreamConnection } from './connection.ts';
 import { CLOSE, MAX_CLIENT_FRAME_BYTES } from './frames.ts';
 import { LiveBus } from './live-bus.ts';
@@ -50,10 +52,11 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
   const byDevice = new Map<string, Set<StreamConnection>>();
   let closing = false;
 
-  const bus = new LiveBus({
+  const bus: LiveBus = new LiveBus({
     url: config.AMQP_URL,
     exchange: topology(config).live,
     invalidations: topology(config).invalidations,
+    presence: topology(config).presence,
     name: `live ${config.INSTANCE_ID}`,
     log,
     onWake: (deviceId) => {
@@ -62,6 +65,10 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
     onConnected: () => {
       deps.cache.setLive(true);
       for (const c of all) c.wake();
+      void hub.resync();
+    },
+    onPresence: (change) => {
+      hub.changed(change).catch((err: unknown) => log.warn({ err }, 'presence change not passed on'));
     },
     onDisconnected: () => deps.cache.setLive(false),
     onInvalidate: (userId) => {
@@ -74,6 +81,20 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
       // Listeners still subscribed keep what they cached until AUTH_CACHE_TTL_MS.
       log.warn({ err, user_id: userId }, 'cache invalidation not broadcast');
     });
+  const hub = new PresenceHub({
+    db,
+    expiryMs: config.PRESENCE_EXPIRY_MS,
+    bindings: bus,
+    metrics: deps.metrics.presence,
+    log,
+  });
+  const announcer = new PresenceAnnouncer({
+    db,
+    config,
+    publish: (change) => bus.publishPresence(change),
+    metrics: deps.metrics.presence,
+    log,
+  });
   bus.start();
 
   /** A user's sessions changed somewhere: close at once this user's streams whose session ended. */
@@ -110,7 +131,11 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
       ]);
       // Closed while the row was being written: the close hook's delete may have run first.
       if (!conn.open) await endStream(db, conn.id);
+      void announcer.settle(id.userId);
       await bound;
+    },
+    async subscribe(conn: StreamConnection, usernames: string[]) {
+      await hub.subscribe(conn, usernames);
     },
     closed(conn: StreamConnection) {
       all.delete(conn);
@@ -120,8 +145,12 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
       set?.delete(conn);
       if (set?.size === 0) byDevice.delete(id.deviceId);
       bus.remove(id.deviceId);
+      hub.drop(conn);
       // If this fails the row stops beating and expires like a killed listener's.
-      endStream(db, conn.id).catch((err: unknown) => log.warn({ err }, 'presence row not removed'));
+      endStream(db, conn.id).then(
+        () => announcer.settle(id.userId),
+        (err: unknown) => log.warn({ err }, 'presence row not removed'),
+      );
     },
   };
 
@@ -175,7 +204,7 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
 
   const heartbeat = every(config.PRESENCE_HEARTBEAT_MS, 'presence', log, async () => {
     const open = [...all].filter((c) => c.identity && c.open);
-    await beatStreams(
+    const returned = await beatStreams(
       db,
       config.INSTANCE_ID,
       open.map((c) => ({
@@ -184,7 +213,8 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
         userId: c.identity?.userId ?? '',
       })),
     );
-    await deleteStaleStreams(db, config.PRESENCE_EXPIRY_MS);
+    await Promise.all(returned.map((u) => announcer.settle(u)));
+    await announcer.sweep(await deleteStaleStreams(db, config.PRESENCE_EXPIRY_MS));
     await endEnded(open);
   });
 
@@ -197,9 +227,13 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
       server.off('upgrade', upgrade);
       clearInterval(pinger);
       const ids = [...all].map((c) => c.id);
+      const users = new Set([...all].flatMap((c) => (c.identity ? [c.identity.userId] : [])));
       for (const c of all) c.close(CLOSE.goingAway, 'server shutting down');
       await heartbeat.stop();
       await Promise.all(ids.map((id) => endStream(db, id).catch(() => {})));
+      // Starts their grace (or announces them offline); another listener's sweep ends the grace.
+      await Promise.all([...users].map((u) => announcer.settle(u)));
+      await announcer.close();
       await bus.close();
       wss.close();
     },

@@ -29,6 +29,7 @@ const OPTIONS = {
   'set-address': { type: 'boolean', default: false },
   'public-url': { type: 'string' },
   count: { type: 'string' },
+  watch: { type: 'boolean', default: false },
 } as const;
 
 /** One CLI invocation: its parsed arguments, environment, profile and output. */

@@ -278,6 +278,46 @@ describe('CLI as a subprocess (the built dist/messenger-cli.cjs)', function () {
     expect(code).to.equal(0);
   });
 
+  it('when alice runs `presence --watch bob`, then it prints bob online while he listens, offline after, until Ctrl-C', async () => {
+    await cli('alice', 'send', bob, 'contacts see each other');
+    const watch = await background('alice', 'presence', '--watch', bob, '--json');
+    const states = () =>
+      watch
+        .output()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { username: string; online: boolean });
+    await watch.lines(1);
+    expect(states()[0]).to.include({ username: bob });
+    const listen = await background('bob', 'listen', '--json');
+    const seen = async (online: boolean, after: number) => {
+      for (
+        let i = 0;
+        i < 400 &&
+        !states()
+          .slice(after)
+          .some((p) => p.online === online);
+        i++
+      ) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return (
+        states()
+          .slice(after)
+          .findIndex((p) => p.online === online) + after
+      );
+    };
+    const on = await seen(true, 0);
+    expect(states()[on]).to.include({ username: bob, online: true });
+    listen.child.kill('SIGINT');
+    await listen.exited;
+    const off = await seen(false, on + 1);
+    expect(states()[off]).to.include({ username: bob, online: false });
+    watch.child.kill('SIGINT');
+    const [code] = await watch.exited;
+    expect(code).to.equal(0);
+  });
+
   it('when `npm run cli -- listen` is stopped by its PID, then the client stops too and no child is left', async () => {
     const profile = join(dir, 'bob.json');
     const npm = spawn(

@@ -322,6 +322,8 @@ describe('client SDK against a real listener', () => {
     const [b] = await newUser(listener.url, 1);
     if (!a || !b) throw new Error('setup');
     const bob = b.identity.username;
+    // Presence is visible only between contacts: a message makes them contacts.
+    await a.send(bob, 'hello');
     const until = async (want: boolean) => {
       for (let i = 0; i < 200; i++) {
         if ((await a.presence([bob, 'nobody_online_here'])).includes(bob) === want) return;

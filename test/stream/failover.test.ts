@@ -48,6 +48,8 @@ describe('live stream through nginx over two listener processes', function () {
     const [bob] = await person(call);
     if (!alice || !bob) throw new Error('setup');
 
+    // Presence is visible only between contacts: a message (either way) makes them contacts.
+    await sendText(call, bob, [alice], 'hello');
     const first = open(bob.token);
     await first.opened;
     await eventually('bob online', async () => (await presence(call, alice, [bob.username])).length === 1);

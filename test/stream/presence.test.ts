@@ -50,6 +50,7 @@ describe('presence and socket hygiene', () => {
     const [carol] = await person(call);
     if (!alice || !bob1 || !bob2 || !carol) throw new Error('setup');
     const who = [bob1.username, carol.username, uniqueName('nobody')];
+    await sendText(call, bob1, [alice, bob2], 'makes us contacts');
     expect(await presence(call, alice, who)).to.deep.equal([]);
     const s1 = open(b.url, bob1.token);
     const s2 = open(a.url, bob2.token);
@@ -66,6 +67,7 @@ describe('presence and socket hygiene', () => {
     const [alice] = await person(call);
     const [bob] = await person(call);
     if (!alice || !bob) throw new Error('setup');
+    await sendText(call, alice, [bob], 'makes us contacts');
     const s = open(a.url, bob.token);
     await eventually('bob online', async () => (await presence(call, alice, [bob.username])).length === 1);
     // A peer that vanished: nothing it receives is processed, so no pong ever comes back.

@@ -1,3 +1,4 @@
+import type { Messenger } from '../../../common/client/index.ts';
 import type { Cli } from '../context.ts';
 import { UsageError } from '../context.ts';
 import { writeProfile } from '../profile.ts';
@@ -72,6 +73,24 @@ export async function presence(cli: Cli): Promise<void> {
   const m = await cli.client(true);
   const users = cli.positionals.slice(1);
   if (!users.length) throw new UsageError('missing usernames');
+  if (cli.opt.watch) return watchPresence(cli, m, users);
   const online = await m.presence(users);
   cli.out(online.length ? `online: ${online.join(', ')}` : 'none of them is online', { online });
+}
+
+/** `presence --watch <user…>`: one line per contact at once, then one per change, until Ctrl-C. */
+async function watchPresence(cli: Cli, m: Messenger, users: string[]): Promise<void> {
+  const stop = new AbortController();
+  process.once('SIGINT', () => stop.abort());
+  process.once('SIGTERM', () => stop.abort());
+  cli.note(`watching ${users.join(', ')} (only contacts are shown; Ctrl-C stops)`);
+  for await (const p of m.watchPresence(users, {
+    signal: stop.signal,
+    onState: (s) => {
+      if (s === 'closed' && !stop.signal.aborted) cli.note('reconnecting…');
+    },
+  })) {
+    const when = p.since ? ` since ${p.since}` : '';
+    cli.out(`${p.username} ${p.online ? 'online' : 'offline'}${when}`, p);
+  }
 }

@@ -60,8 +60,9 @@ export interface AppendOptions {
 
 /**
  * Appends events to device inboxes with one outbox row each and, in the same statement, inserts
- * the messages they carry with their recipients: one execution (atomic on its own, or inside the
- * caller's transaction) for a whole batch of sends. Per-execution overhead dominates PostgreSQL's
+ * the messages they carry with their recipients and, for direct messages, the sender and the
+ * recipient as each other's direct contacts (listener/presence/contacts.ts): one execution
+ * (atomic on its own, or inside the caller's transaction) for a whole batch of sends. Per-execution overhead dominates PostgreSQL's
  * cost here (one message: ~1,700 row pairs/s; 32 devices per execution: ~13,000), so group commit
  * means fewer executions, not only fewer commits.
  *
@@ -164,10 +165,17 @@ export function appendStatement(
               AS m(id, sender_user_id, sender_device_id, group_id, client_message_id, sent_at)
         WHERE m.id NOT IN (SELECT id FROM crowded)
        ON CONFLICT (sender_device_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING
-       RETURNING id),
+       RETURNING id, sender_user_id, group_id),
+     rcpt AS (
+       SELECT x.m, x.u, msg.sender_user_id AS s, msg.group_id AS g
+         FROM unnest(?::uuid[], ?::uuid[]) AS x(m, u) JOIN msg ON msg.id = x.m),
      rcp AS (
-       INSERT INTO message_recipients (message_id, user_id)
-       SELECT r.m, r.u FROM unnest(?::uuid[], ?::uuid[]) AS r(m, u) WHERE r.m IN (SELECT id FROM msg)),
+       INSERT INTO message_recipients (message_id, user_id) SELECT m, u FROM rcpt),
+     pairs AS (
+       INSERT INTO direct_contacts (user_id, contact_id)
+       SELECT DISTINCT p.a, p.b FROM rcpt CROSS JOIN LATERAL (VALUES (s, u), (u, s)) AS p(a, b)
+        WHERE g IS NULL AND u <> s ORDER BY 1, 2 -- in key order: concurrent batches never deadlock
+       ON CONFLICT DO NOTHING),
      e AS (
        SELECT ev.*, row_number() OVER (PARTITION BY ev.device_id ORDER BY ev.i) AS k
          FROM ev WHERE ev.gate IS NULL OR ev.gate IN (SELECT id FROM msg)),

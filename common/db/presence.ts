@@ -36,20 +36,16 @@ export async function beatStreams(q: Q, instanceId: string, streams: OpenStream[
   ];
 }
 
-export async function endStream(q: Q, streamId: string): Promise<void> {
-  await q('stream_presence').where({ stream_id: streamId }).delete();
-}
-
 /**
- * Deletes rows whose listener stopped beating (killed, partitioned); any listener may run it, and
- * each row is deleted (and its user returned) by exactly one of them.
+ * Users with rows whose listener stopped beating (killed, partitioned): any listener's sweep may
+ * run it; settling each user (listener/presence/state.ts) deletes the rows under that user's lock.
  */
-export async function deleteStaleStreams(q: Q, expiryMs: number): Promise<string[]> {
+export async function staleStreamUsers(q: Q, expiryMs: number, limit = 1000): Promise<string[]> {
   const rows: { user_id: string }[] = await q('stream_presence')
+    .distinct('user_id')
     .where('heartbeat_at', '<', q.raw('now() - make_interval(secs => ?)', [expiryMs / 1000]))
-    .delete()
-    .returning('user_id');
-  return [...new Set(rows.map((r) => r.user_id))];
+    .limit(limit);
+  return rows.map((r) => r.user_id);
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Db } from '../../common/db/index.ts';
 import type { Logger } from '../../common/log.ts';
 import type { PresenceMetrics } from '../../common/metrics.ts';
 import type { PresenceChange } from '../../common/queue/messages.ts';
-import { overdueOffline, settlePresence } from './state.ts';
+import { overdueOffline, type Removal, settlePresence } from './state.ts';
 
 export interface AnnouncerOptions {
   db: Db;
@@ -31,22 +31,26 @@ export class PresenceAnnouncer {
     this.opts = opts;
   }
 
-  /** Settles one user's presence after their stream rows changed; never throws. */
-  settle(userId: string, graceMs = this.opts.config.PRESENCE_GRACE_MS): Promise<void> {
+  /**
+   * Settles one user's presence after their stream rows changed, or deleting `remove` first (see
+   * settlePresence); never throws.
+   */
+  settle(userId: string, remove?: Removal, graceMs = this.opts.config.PRESENCE_GRACE_MS): Promise<void> {
     if (this.closed) return Promise.resolve();
-    const run = this.run(userId, graceMs).finally(() => this.inFlight.delete(run));
+    const run = this.run(userId, graceMs, remove).finally(() => this.inFlight.delete(run));
     this.inFlight.add(run);
     return run;
   }
 
   /**
-   * The sweep's part: users whose stale streams it deleted (their listener stopped beating, so no
-   * grace is due any more) and users whose grace ended without their closing listener settling it.
+   * The sweep's part: users with stale streams (their listener stopped beating, so no grace is due
+   * any more; settling deletes those rows) and users whose grace ended without their closing
+   * listener settling it.
    */
   async sweep(expiredUsers: string[]): Promise<void> {
     const overdue = await overdueOffline(this.opts.db, this.opts.config.PRESENCE_GRACE_MS);
     await Promise.all([
-      ...expiredUsers.map((u) => this.settle(u, 0)),
+      ...expiredUsers.map((u) => this.settle(u, 'stale', 0)),
       ...overdue.filter((u) => !expiredUsers.includes(u)).map((u) => this.settle(u)),
     ]);
   }
@@ -59,10 +63,10 @@ export class PresenceAnnouncer {
     await Promise.all(this.inFlight);
   }
 
-  private async run(userId: string, graceMs: number): Promise<void> {
+  private async run(userId: string, graceMs: number, remove?: Removal): Promise<void> {
     const { db, config, log, metrics } = this.opts;
     try {
-      const settled = await settlePresence(db, userId, graceMs, config.PRESENCE_EXPIRY_MS);
+      const settled = await settlePresence(db, userId, graceMs, config.PRESENCE_EXPIRY_MS, remove);
       if (settled.kind === 'pending') {
         if (this.timers.has(userId) || this.closed) return;
         const timer = setTimeout(
@@ -84,7 +88,7 @@ export class PresenceAnnouncer {
         log.warn({ err, user_id: userId, online: change.online }, 'presence change not published');
       });
     } catch (err) {
-      // The rows are right; the next open, close or sweep for this user settles it.
+      // Nothing changed (one transaction): a removed stream's row expires and a sweep settles it.
       log.warn({ err, user_id: userId }, 'presence not settled');
     }
   }

@@ -3,29 +3,26 @@ import type { Q } from '../../common/db/index.ts';
 /**
  * THE CONTACTS RULE (docs/API.md#presence), the only place it is written down in SQL: two users
  * are contacts when they share a group, or when a direct message went from one to the other in
- * either direction. A user is their own contact. The relation is symmetric, so the same test
- * answers "which of these names may I see" (a subscription, GET /api/presence) and "which of
- * these subscribers may see me" (a transition fanned out to a listener).
+ * either direction (direct_contacts, written by the send statement, one row per direction). A
+ * user is their own contact. The relation is symmetric, so the same test answers "which of these
+ * names may I see" (a subscription, GET /api/presence) and "which of these subscribers may see
+ * me" (a transition fanned out to a listener).
  *
  * `contactOf(column)` is a condition on a uuid column, true when that user is a contact of the user
- * bound as `?` (bind `userArgs(me)`). Written as `IN (subquery)` so PostgreSQL hashes each of the
- * user's partner lists once per query (a hashed SubPlan), whatever the number of candidates: its
- * cost is the user's own history (groups, direct messages sent and received, through
- * group_members_user, message_recipients_user and messages_direct_sender), not 500 probes.
+ * bound as `?` (bind `userArgs(me)`). Written as `IN (subquery)` so PostgreSQL hashes the user's
+ * partners once per query (a hashed SubPlan), whatever the number of candidates: its cost is the
+ * user's own groups (capped) and contacts, two index ranges, never their message history.
  */
 export function contactOf(column: string): string {
   return `(${column} = ?::uuid
     OR ${column} IN (SELECT b.user_id FROM group_members a JOIN group_members b ON b.group_id = a.group_id
                       WHERE a.user_id = ?::uuid)
-    OR ${column} IN (SELECT m.sender_user_id FROM message_recipients r JOIN messages m ON m.id = r.message_id
-                      WHERE r.user_id = ?::uuid AND m.group_id IS NULL)
-    OR ${column} IN (SELECT r.user_id FROM messages m JOIN message_recipients r ON r.message_id = m.id
-                      WHERE m.sender_user_id = ?::uuid AND m.group_id IS NULL))`;
+    OR ${column} IN (SELECT c.contact_id FROM direct_contacts c WHERE c.user_id = ?::uuid))`;
 }
 
 /** The bindings of one `contactOf` condition. */
 export function userArgs(userId: string): string[] {
-  return [userId, userId, userId, userId];
+  return [userId, userId, userId];
 }
 
 /** Of `candidates` (user ids), those that are contacts of `userId`: one query, however many. */

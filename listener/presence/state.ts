@@ -47,6 +47,9 @@ export async function visiblePresence(
   }));
 }
 
+/** Stream rows a settlement deletes first, in its transaction: one that closed, or the user's expired ones. */
+export type Removal = { streamId: string } | 'stale';
+
 /** What settling a user's presence did: announce a transition, wait out the grace, or nothing. */
 export type Settled =
   | { kind: 'changed'; change: PresenceChange }
@@ -64,9 +67,11 @@ interface Row {
 
 /**
  * Brings the announced state of one user (user_presence) in line with their stream rows, after
- * any of them was written or deleted. A per-user advisory lock makes read-decide-write atomic, so
- * of concurrent callers (listeners opening, closing, sweeping) exactly one sees each transition
- * and returns it, to be published. The first stream makes the user online at once; the last one
+ * any of them was written, or deleting `remove` first. A per-user advisory lock makes
+ * delete-read-decide-write atomic, so of concurrent callers (listeners opening, closing,
+ * sweeping) exactly one sees each transition and returns it, to be published, and a listener
+ * that dies half way leaves the rows as they were for another listener's sweep (a closed stream's
+ * row stops beating and expires). The first stream makes the user online at once; the last one
  * closing starts `graceMs` of grace (left_at) and a later call after it announces offline (0:
  * at once, as for expired streams, whose user has been silent for longer than any grace).
  */
@@ -75,9 +80,16 @@ export async function settlePresence(
   userId: string,
   graceMs: number,
   expiryMs: number,
+  remove?: Removal,
 ): Promise<Settled> {
   return db.transaction(async (trx) => {
     await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?))', [LOCK_CLASS, userId]);
+    if (remove === 'stale')
+      await trx.raw(
+        'DELETE FROM stream_presence WHERE user_id = ? AND heartbeat_at < now() - make_interval(secs => ?)',
+        [userId, expiryMs / 1000],
+      );
+    else if (remove) await trx('stream_presence').where({ stream_id: remove.streamId }).delete();
     const { rows } = await trx.raw<{ rows: Row[] }>(
       `SELECT u.username,
               EXISTS (SELECT 1 FROM stream_presence s

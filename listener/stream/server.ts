@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { beatStreams, deleteStaleStreams, endStream, liveTokenHashes } from '../../common/db/presence.ts';
+import { beatStreams, liveTokenHashes, staleStreamUsers } from '../../common/db/presence.ts';
 import { isUnavailableError } from '../../common/errors.ts';
 import { every } from '../../common/periodic.ts';
 import { topology } from '../../common/queue/topology.ts';
@@ -130,8 +130,7 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
         { streamId: conn.id, deviceId: id.deviceId, userId: id.userId },
       ]);
       // Closed while the row was being written: the close hook's delete may have run first.
-      if (!conn.open) await endStream(db, conn.id);
-      void announcer.settle(id.userId);
+      void announcer.settle(id.userId, conn.open ? undefined : { streamId: conn.id });
       await bound;
     },
     async subscribe(conn: StreamConnection, usernames: string[]) {
@@ -147,10 +146,7 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
       bus.remove(id.deviceId);
       hub.drop(conn);
       // If this fails the row stops beating and expires like a killed listener's.
-      endStream(db, conn.id).then(
-        () => announcer.settle(id.userId),
-        (err: unknown) => log.warn({ err }, 'presence row not removed'),
-      );
+      void announcer.settle(id.userId, { streamId: conn.id });
     },
   };
 
@@ -214,7 +210,7 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
       })),
     );
     await Promise.all(returned.map((u) => announcer.settle(u)));
-    await announcer.sweep(await deleteStaleStreams(db, config.PRESENCE_EXPIRY_MS));
+    await announcer.sweep(await staleStreamUsers(db, config.PRESENCE_EXPIRY_MS));
     await endEnded(open);
   });
 
@@ -226,13 +222,14 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
       closing = true;
       server.off('upgrade', upgrade);
       clearInterval(pinger);
-      const ids = [...all].map((c) => c.id);
-      const users = new Set([...all].flatMap((c) => (c.identity ? [c.identity.userId] : [])));
+      const streams = [...all].flatMap((c) =>
+        c.identity ? [{ userId: c.identity.userId, streamId: c.id }] : [],
+      );
       for (const c of all) c.close(CLOSE.goingAway, 'server shutting down');
       await heartbeat.stop();
-      await Promise.all(ids.map((id) => endStream(db, id).catch(() => {})));
-      // Starts their grace (or announces them offline); another listener's sweep ends the grace.
-      await Promise.all([...users].map((u) => announcer.settle(u)));
+      // Removes their rows and starts their grace (or announces them offline); another
+      // listener's sweep ends the grace.
+      await Promise.all(streams.map((s) => announcer.settle(s.userId, { streamId: s.streamId })));
       await announcer.close();
       await bus.close();
       wss.close();

@@ -85,6 +85,13 @@ describe('edge: nginx over HTTPS in front of 3 listener processes', function () 
     expect(res.headers['x-served-by']).to.equal(undefined);
   });
 
+  it('when the headers pass the buffers of nginx, then it answers 431 with the JSON error, as a listener would', async () => {
+    const res = await stack.call('GET', '/api/health', { headers: { 'x-big': 'a'.repeat(20_000) } });
+    expect(res.status).to.equal(431);
+    expect(res.body).to.deep.equal({ error: 'headers_too_large', message: 'request headers are too large' });
+    expect(res.headers['content-type']).to.match(/^application\/json/);
+  });
+
   it('when a 2 MiB body goes to /api/files, then nginx lets it through to a listener', async () => {
     const res = await stack.call('POST', '/api/files', {
       raw: Buffer.alloc(2 * 1024 * 1024, 1),

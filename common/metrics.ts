@@ -79,8 +79,6 @@ function publishesCounter(r: Registry, published: () => number): void {
   });
 }
 
-export type MessageKind = 'direct' | 'group';
-
 export interface ListenerMetrics {
   registry: Registry;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
@@ -151,8 +149,6 @@ export function listenerMetrics(
   });
   return m;
 }
-
-export type DeliveryOutcome = 'delivered' | 'retry' | 'gone' | 'dead' | 'skipped';
 
 export interface SenderMetrics {
   registry: Registry;

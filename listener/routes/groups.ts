@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { GroupSummary } from '../../common/client/types.ts';
 import { ENVELOPE_LIMIT } from '../../common/config.ts';
 import { deviceKeysByUser } from '../../common/db/devices.ts';
 import {
@@ -50,7 +51,7 @@ const summary = z
     is_public: z.boolean(),
     member_count: z.number().int(),
   })
-  .meta({ id: 'GroupSummary' });
+  .meta({ id: 'GroupSummary' }) satisfies z.ZodType<GroupSummary>;
 
 const detail = z
   .object({

@@ -1,5 +1,4 @@
 import { Messenger, type SavedProfile } from '../../common/client/index.ts';
-import { routes } from '../../listener/routes/index.ts';
 import { uniqueName } from '../helpers/people.ts';
 
 export const PASSWORD = 'correct horse battery';
@@ -19,9 +18,4 @@ export async function newUser(baseUrl: string, n: number, name = uniqueName()): 
     devices.push(m);
   }
   return devices;
-}
-
-/** Whether the listener serves a route yet (features land one by one; their tests skip until then). */
-export function serves(method: string, path: string): boolean {
-  return routes.some((r) => r.method === method && r.path === path);
 }

@@ -1,6 +1,7 @@
 import type { Config } from '../common/config.ts';
 import type { OutboxEntry } from '../common/db/inbox.ts';
 import type { Db } from '../common/db/index.ts';
+import type { FileStore } from '../common/files/store.ts';
 import type { Logger } from '../common/log.ts';
 import type { ListenerMetrics } from '../common/metrics.ts';
 import type { AuthCache } from './auth-cache.ts';
@@ -26,6 +27,8 @@ export interface AppState {
 export interface Deps {
   config: Config;
   db: Db;
+  /** Where file bytes live (uploads, downloads, the file GC); their metadata stays in `db`. */
+  files: FileStore;
   log: Logger;
   /** Public half of the push-signing key, served at GET /api/server-key. */
   signingPublicKey: Uint8Array;

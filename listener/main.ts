@@ -3,6 +3,7 @@ import { loadConfig } from '../common/config.ts';
 import { loadSigningKey } from '../common/crypto/signing-key.ts';
 import type { OutboxEntry } from '../common/db/inbox.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
+import { pgFileStore } from '../common/files/store.ts';
 import { createLogger, logProcessWarnings } from '../common/log.ts';
 import { listenerMetrics, serveMetrics } from '../common/metrics.ts';
 import { every } from '../common/periodic.ts';
@@ -39,9 +40,11 @@ const metrics = listenerMetrics(db, {
   amqpReady: () => broker.ready(),
   amqpPublished: () => broker.stats.published,
 });
+const files = pgFileStore(db);
 const app = createApp({
   config,
   db,
+  files,
   log,
   metrics,
   signingPublicKey: signingKey.publicKey,
@@ -82,7 +85,7 @@ const jobs = [
   every(config.CLEANUP_INTERVAL_MS, 'cleanup', log, () =>
     cleanup(db, config, log, (userId) => app.context.deps.cache.revoke(userId)),
   ),
-  every(config.CLEANUP_INTERVAL_MS, 'file-gc', log, () => collectFiles(db, config, log)),
+  every(config.CLEANUP_INTERVAL_MS, 'file-gc', log, () => collectFiles({ db, files, config, log })),
 ];
 
 let stopping = false;

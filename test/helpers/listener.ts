@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ensureSigningKey, loadSigningKey } from '../../common/crypto/signing-key.ts';
 import { createDb } from '../../common/db/index.ts';
+import { pgFileStore } from '../../common/files/store.ts';
 import { createLogger } from '../../common/log.ts';
 import { listenerMetrics } from '../../common/metrics.ts';
 import { createApp } from '../../listener/app.ts';
@@ -34,6 +35,7 @@ export async function startListener(
   const deps: Deps = {
     config,
     db,
+    files: pgFileStore(db),
     log: createLogger(config.LOG_LEVEL, 'listener-test'),
     signingPublicKey: key.publicKey,
     readiness: {

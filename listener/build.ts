@@ -1,6 +1,5 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import type { Config } from '../common/config.ts';
 import { loadSigningKey } from '../common/crypto/signing-key.ts';
 import type { OutboxEntry } from '../common/db/inbox.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
@@ -12,6 +11,7 @@ import { connectBroker } from '../common/queue/broker.ts';
 import { startOutboxRelay } from '../common/queue/relay.ts';
 import { createApp } from './app.ts';
 import { AuthCache } from './auth-cache.ts';
+import type { ListenerConfig } from './config.ts';
 import type { Deps } from './deps.ts';
 import { answerClientErrorsAsJson } from './http/client-errors.ts';
 import { cleanup } from './jobs/cleanup.ts';
@@ -45,7 +45,7 @@ export interface Listener {
  * The composition root of a listener: everything it runs, serving on config.HOST:PORT once this
  * resolves. listener/main.ts adds the process concerns (signals, exit); tests start it in-process.
  */
-export async function buildListener(config: Config, opts: ListenerOptions): Promise<Listener> {
+export async function buildListener(config: ListenerConfig, opts: ListenerOptions): Promise<Listener> {
   const { log } = opts;
   const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX, log);
   if (config.MIGRATE_ON_START) log.info({ applied: await migrateLatest(db) }, 'migrated');

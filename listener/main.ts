@@ -1,8 +1,8 @@
-import { loadConfig } from '../common/config.ts';
 import { createLogger, logProcessWarnings } from '../common/log.ts';
 import { buildListener } from './build.ts';
+import { loadListenerConfig } from './config.ts';
 
-const config = loadConfig();
+const config = loadListenerConfig();
 const log = createLogger(config.LOG_LEVEL, 'listener', { async: true });
 logProcessWarnings(log);
 const listener = await buildListener(config, { log, processMetrics: true, relay: true, jobs: true });

@@ -1,9 +1,9 @@
-import type { Config } from '../common/config.ts';
 import { loadSigningKey } from '../common/crypto/signing-key.ts';
 import { createDb } from '../common/db/index.ts';
 import type { Logger } from '../common/log.ts';
 import { senderMetrics, serveMetrics } from '../common/metrics.ts';
 import { connectBroker } from '../common/queue/broker.ts';
+import type { SenderConfig } from './config.ts';
 import { createPusher } from './deliver.ts';
 import { startSender } from './worker.ts';
 
@@ -24,7 +24,7 @@ export interface Sender {
  * The composition root of a sender worker, consuming once this resolves. Run any number of them:
  * they share the deliveries queue. sender/main.ts adds the process concerns (signals, exit).
  */
-export async function buildSender(config: Config, opts: SenderOptions): Promise<Sender> {
+export async function buildSender(config: SenderConfig, opts: SenderOptions): Promise<Sender> {
   const { log } = opts;
   const key = await loadSigningKey(config.SIGNING_KEY_FILE);
   const db = createDb(

@@ -1,8 +1,8 @@
-import { loadConfig } from '../common/config.ts';
 import { createLogger, logProcessWarnings } from '../common/log.ts';
 import { buildSender } from './build.ts';
+import { loadSenderConfig } from './config.ts';
 
-const config = loadConfig();
+const config = loadSenderConfig();
 const log = createLogger(config.LOG_LEVEL, 'sender', { async: true });
 logProcessWarnings(log);
 const sender = await buildSender(config, { log, processMetrics: true });

@@ -1,8 +1,9 @@
-import { hostname } from 'node:os';
 import { z } from 'zod';
 
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
-const list = z.string().transform((v) =>
+/** A yes/no variable: `true`/`1` or `false`/`0`. */
+export const envBool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+/** A comma-separated list, blanks dropped. */
+export const envList = z.string().transform((v) =>
   v
     .split(',')
     .map((s) => s.trim())
@@ -10,58 +11,18 @@ const list = z.string().transform((v) =>
 );
 
 /**
- * Every environment variable the processes read, with its default. This is the only
- * place that touches process.env; a bad value stops the process with a clear message.
+ * The variables both processes read (the pool, RabbitMQ and its topology, the signing key). Each
+ * process extends this with its own (listener/config.ts, sender/config.ts), the native stack and
+ * the CLI with theirs (scripts/stack/config.ts, scripts/cli/config.ts), so a process validates
+ * exactly what it uses. This module is the only one that touches process.env.
  */
-const schema = z.object({
+export const baseSchema = z.object({
   NODE_ENV: z.string().default('development'),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/messenger'),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
   AMQP_URL: z.string().default('amqp://guest:guest@127.0.0.1:5672'),
   HOST: z.string().default('0.0.0.0'),
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  /** Run pending migrations before serving (compose runs them once in a dedicated job). */
-  MIGRATE_ON_START: bool.default(false),
-  /** Proxies whose X-Forwarded-For is believed: IPs or CIDRs, comma separated. */
-  TRUSTED_PROXIES: list.default(['127.0.0.1/8', '::1/128']),
-  SESSION_TTL_DAYS: z.coerce.number().positive().default(30),
-  /** Absolute session lifetime: a session ends this long after login however often it is used. */
-  SESSION_MAX_DAYS: z.coerce.number().positive().default(90),
-  INBOX_TTL_DAYS: z.coerce.number().positive().default(30),
-  /**
-   * A new message is refused (429 recipient_inbox_full, nothing stored) while one of its
-   * receiving devices holds this many undelivered events (0 = no limit).
-   */
-  INBOX_MAX_EVENTS: z.coerce.number().int().min(0).default(10_000),
-  /** Pending events one login or new push address queues for push at most (the rest wait for pull). */
-  REQUEUE_MAX_EVENTS: z.coerce.number().int().min(0).default(1_000),
-  CLEANUP_INTERVAL_MS: z.coerce.number().int().positive().default(60_000),
-  /** Failed logins for one username from one place (client IP, IPv6 /64) before that place waits, and how long. */
-  LOGIN_MAX_FAILURES: z.coerce.number().int().positive().default(10),
-  LOGIN_LOCK_SECONDS: z.coerce.number().int().positive().default(60),
-  /**
-   * Failed logins for one username from all places together before everyone waits (the slow
-   * ceiling). Default 1000, or more when the per-place budget would let one place reach that.
-   */
-  LOGIN_USER_MAX_FAILURES: z.coerce.number().int().positive().optional(),
-  LOGIN_USER_WINDOW_SECONDS: z.coerce.number().int().positive().default(3600),
-  /** Devices one account may have; a login that would add one more is refused (409 too_many_devices). */
-  DEVICES_PER_USER_MAX: z.coerce.number().int().min(1).max(1000).default(10),
-  /** Devices unseen (no authenticated request or stream) this long are deleted by the cleanup job. */
-  DEVICE_INACTIVE_DAYS: z.coerce.number().positive().default(90),
-  /** Groups one user may be a member of (409 too_many_groups past it). */
-  GROUPS_PER_USER_MAX: z.coerce.number().int().min(1).default(200),
-  /** Members per group (409 group_full past it); times DEVICES_PER_USER_MAX it must fit one message. */
-  GROUP_MEMBERS_MAX: z.coerce.number().int().min(2).default(100),
-  /** Membership changes (adds, joins, removals of others) per group per minute (429 past it). */
-  GROUP_CHANGES_PER_MINUTE: z.coerce.number().int().min(1).default(30),
-  /** scrypt cost (N, 2^17 as OWASP advises: 128 MiB per hash); tests lower it. A power of two. */
-  PASSWORD_HASH_COST: z.coerce
-    .number()
-    .int()
-    .refine((n) => n >= 1024 && (n & (n - 1)) === 0, 'a power of two >= 1024')
-    .default(131_072),
   /** Ed25519 key that signs pushes; created by `npm run keys` when absent. */
   SIGNING_KEY_FILE: z.string().default('cert/signing-key.json'),
   /** Internal port serving Prometheus GET /metrics on HOST (0 = off); never routed by nginx. */
@@ -73,111 +34,16 @@ const schema = z.object({
     .string()
     .regex(/^[\w.-]{1,100}$/)
     .default('messenger'),
-  /** Outbox rows the relay publishes per transaction, and how often it sweeps for leftovers. */
-  OUTBOX_BATCH_SIZE: z.coerce.number().int().min(1).max(5000).default(200),
-  OUTBOX_SWEEP_MS: z.coerce.number().int().positive().default(1_000),
   /**
-   * The sweep takes only rows at least this old: younger ones are being published by the listener
-   * that wrote them. Bounds how late a row whose writer crashed (or met a broker outage) goes out.
+   * Shared because every process declares the retry queues (one per delay tier between base and
+   * max, common/queue/topology.ts) and their arguments must agree. Backoff: attempt n waits a
+   * random time in [base, min(max, base·2^(n-1))] (full jitter, floored at base).
    */
-  OUTBOX_SWEEP_AGE_MS: z.coerce.number().int().min(0).default(5_000),
-  /** Sends stored by one statement at most (group commit: whatever arrived while the last one ran). */
-  SEND_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(64),
-  /**
-   * How long a listener may reuse a session or a device directory it read, as a safety net only:
-   * logout, device and account changes broadcast an invalidation that every listener applies on
-   * receipt, and a listener whose broker subscription is down reads through (0 = no cache).
-   */
-  AUTH_CACHE_TTL_MS: z.coerce.number().int().min(0).default(60_000),
-  /** Deliveries one sender process works on at once (RabbitMQ prefetch). */
-  SENDER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(128),
-  /** Backoff: attempt n waits a random time in [base, min(max, base·2^(n-1))] (full jitter, floored at base). */
   SENDER_RETRY_BASE_MS: z.coerce.number().int().positive().default(1_000),
   SENDER_RETRY_MAX_MS: z.coerce.number().int().positive().default(3_600_000),
-  /** After this long since the event was queued, a failing delivery is dead (parked; stays for pull). */
-  SENDER_RETRY_WINDOW_MS: z.coerce.number().int().positive().default(86_400_000),
-  /** Off only in tests that need deterministic delays. */
-  SENDER_RETRY_JITTER: bool.default(true),
-  SENDER_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
-  /** Whole push request (connect, headers, body) must finish within this. */
-  SENDER_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
-  /** Keep-alive connections and pushes in flight per receiver origin, per sender (more are deferred). */
-  SENDER_CONNECTIONS_PER_ORIGIN: z.coerce.number().int().min(1).max(256).default(8),
-  /** Let pushes reach loopback/private/link-local addresses (local development and tests only). */
-  SENDER_ALLOW_PRIVATE_ADDRESSES: bool.default(false),
-  DELIVERY_ATTEMPTS_RETENTION_DAYS: z.coerce.number().positive().default(7),
-  /** Largest accepted file upload (25 MiB, docs/API.md#files); larger uploads get 413 and nothing is stored. */
-  FILE_MAX_BYTES: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .default(25 * 1024 * 1024),
-  /**
-   * Bytes of files one user may keep stored (1 GiB): an upload that would pass it is 413
-   * storage_quota_exceeded, nothing stored; an upload in progress counts as FILE_MAX_BYTES.
-   */
-  FILE_STORAGE_PER_USER_BYTES: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .default(1024 * 1024 * 1024),
-  /** Uploads no message references are deleted this long after upload (default 1 h). */
-  FILE_GC_AGE_SECONDS: z.coerce.number().positive().default(3600),
-  /** Names this process in the presence table (default hostname:pid). */
-  INSTANCE_ID: z
-    .string()
-    .min(1)
-    .max(200)
-    .default(() => `${hostname()}:${process.pid}`),
-  /** Live stream: ping interval; a socket that missed the previous pong is dropped (dead peer). */
-  STREAM_PING_INTERVAL_MS: z.coerce.number().int().positive().default(30_000),
-  /** Live stream: how long a socket without an Authorization header may take to send its auth frame. */
-  STREAM_AUTH_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
-  /** Live stream: bytes queued for one socket before sending waits; a client that does not drain them in STREAM_SEND_TIMEOUT_MS is closed. */
-  STREAM_MAX_BUFFERED_BYTES: z.coerce
-    .number()
-    .int()
-    .min(1024)
-    .default(4 * 1024 * 1024),
-  STREAM_SEND_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
-  /** Presence: each listener refreshes its open streams this often; a user is online while a stream beat within the expiry. */
-  PRESENCE_HEARTBEAT_MS: z.coerce.number().int().positive().default(10_000),
-  PRESENCE_EXPIRY_MS: z.coerce.number().int().positive().default(30_000),
-  /**
-   * Presence: a user whose last stream closes is announced offline this long after, unless a stream
-   * of theirs opens meanwhile (a reconnect then makes no offline/online noise). Kept under the
-   * contract's 2 s for change frames by default; 0 announces at once.
-   */
-  PRESENCE_GRACE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
-  // --- Edge (nginx) and the native stack (`npm run stack`); compose passes the same names to nginx.
-  /** Requests per second each client IP may make through nginx, and the burst it may run ahead. */
-  RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(1).default(100),
-  RATE_LIMIT_BURST: z.coerce.number().int().min(0).default(1000),
-  /** The stricter nginx zone for POST /api/users and POST /api/login, per client IP. */
-  AUTH_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(60),
-  AUTH_RATE_LIMIT_BURST: z.coerce.number().int().min(0).default(30),
-  /** Open /api/stream WebSockets per client IP at nginx. */
-  STREAM_CONNECTIONS_PER_IP: z.coerce.number().int().min(1).default(100),
-  /** TLS certificate and key nginx serves; a self-signed pair is made when both are absent. */
-  TLS_CERT_FILE: z.string().default('cert/certificate.pem'),
-  TLS_KEY_FILE: z.string().default('cert/private_key.pem'),
-  /** Native stack: HTTPS address of nginx. */
-  HTTPS_HOST: z.string().default('127.0.0.1'),
-  HTTPS_PORT: z.coerce.number().int().min(1).max(65535).default(8443),
-  /** Native stack: listener and sender processes, listener i on LISTENER_BASE_PORT+i. */
-  LISTENERS: z.coerce.number().int().min(1).max(64).default(2),
-  SENDERS: z.coerce.number().int().min(0).max(64).default(1),
-  LISTENER_BASE_PORT: z.coerce.number().int().min(1).max(65535).default(3001),
-  /** Native stack: process k (listeners first, then senders) gets METRICS_PORT=METRICS_BASE_PORT+k. */
-  METRICS_BASE_PORT: z.coerce.number().int().min(1).max(65535).default(9100),
-  /** Native stack: PID files, logs, nginx config and temp files. */
-  STACK_RUN_DIR: z.string().default('run'),
-  NGINX_BIN: z.string().default('nginx'),
-  /** Native stack: `auto` reuses running PostgreSQL/RabbitMQ or starts (and on stop stops) the local ones; `external` only reuses. */
-  STACK_SERVICES: z.enum(['auto', 'external']).default('auto'),
-  /** Native stack: `auto` installs missing nginx/openssl/PostgreSQL/RabbitMQ with apt-get when root; `never` only names them. */
-  STACK_INSTALL: z.enum(['auto', 'never']).default('auto'),
 });
+
+export type Config = z.output<typeof baseSchema>;
 
 /**
  * Envelopes one message may carry (`MAX_ENVELOPES` of the send route, which a test holds equal):
@@ -185,46 +51,9 @@ const schema = z.object({
  */
 export const ENVELOPE_LIMIT = 1000;
 
-/** What one place can fail within LOGIN_USER_WINDOW_SECONDS, failing as fast as its budget allows. */
-const onePlaceFailures = (c: z.output<typeof schema>) =>
-  c.LOGIN_MAX_FAILURES * (Math.floor(c.LOGIN_USER_WINDOW_SECONDS / c.LOGIN_LOCK_SECONDS) + 1);
-
-/** Limits that only make sense together; checked once, like the values themselves. */
-const checked = schema
-  .superRefine((c, ctx) => {
-    if (c.GROUP_MEMBERS_MAX * c.DEVICES_PER_USER_MAX - 1 > ENVELOPE_LIMIT) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['GROUP_MEMBERS_MAX'],
-        message: `GROUP_MEMBERS_MAX × DEVICES_PER_USER_MAX - 1 must be at most ${ENVELOPE_LIMIT} (envelopes per message), or a full group could not be sent to`,
-      });
-    }
-    // One place must not reach the all-places ceiling, or one attacker locks the owner out.
-    const onePlace = onePlaceFailures(c);
-    if (c.LOGIN_USER_MAX_FAILURES !== undefined && onePlace >= c.LOGIN_USER_MAX_FAILURES) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['LOGIN_USER_MAX_FAILURES'],
-        message: `must exceed what one place can fail in LOGIN_USER_WINDOW_SECONDS (${onePlace}), or one attacker locks the owner out`,
-      });
-    }
-    if (c.SESSION_MAX_DAYS < c.SESSION_TTL_DAYS) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['SESSION_MAX_DAYS'],
-        message: 'must be at least SESSION_TTL_DAYS',
-      });
-    }
-  })
-  .transform((c) => ({
-    ...c,
-    LOGIN_USER_MAX_FAILURES: c.LOGIN_USER_MAX_FAILURES ?? Math.max(1000, onePlaceFailures(c) + 1),
-  }));
-
-export type Config = z.output<typeof checked>;
-
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = checked.safeParse(env);
+/** Parses `env` with `schema`; a bad value throws one line per problem, naming the variable. */
+export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.output<S> {
+  const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new Error(`invalid configuration:\n${lines.join('\n')}`);
@@ -232,23 +61,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return parsed.data;
 }
 
-/** The CLI's own settings (`npm run cli`); flags override them. */
-const cliSchema = z.object({
-  /** Profile file with the device's keys and token (default ~/.messenger/profile.json). */
-  MESSENGER_PROFILE: z.string().min(1).optional(),
-  /** API base URL when neither --url nor the profile names one (default https://127.0.0.1:8443). */
-  MESSENGER_URL: z.url().optional(),
-  /** Password for register/login without a prompt (scripts). */
-  MESSENGER_PASSWORD: z.string().optional(),
-  /** PEM certificate the CLI trusts besides the system CAs, like --ca (e.g. cert/certificate.pem). */
-  MESSENGER_CA: z.string().min(1).optional(),
-});
-
-export type CliEnv = z.output<typeof cliSchema>;
-
-export function loadCliEnv(env: NodeJS.ProcessEnv = process.env): CliEnv {
-  const parsed = cliSchema.safeParse(env);
-  if (!parsed.success)
-    throw new Error(`invalid environment: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
-  return parsed.data;
+/** The shared variables alone: for scripts and tests that need only the database or the broker. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return parseEnv(baseSchema, env);
 }

@@ -79,8 +79,6 @@ function publishesCounter(r: Registry, published: () => number): void {
   });
 }
 
-export type MessageKind = 'direct' | 'group';
-
 export interface PresenceMetrics {
   /** Online/offline transitions this listener settled and published (`state`: online | offline). */
   transitionsPublished: Counter<'state'>;
@@ -195,8 +193,6 @@ export function listenerMetrics(
   });
   return m;
 }
-
-export type DeliveryOutcome = 'delivered' | 'retry' | 'gone' | 'dead' | 'skipped';
 
 export interface SenderMetrics {
   registry: Registry;

@@ -1,9 +1,10 @@
-import type { Config } from '../common/config.ts';
 import type { OutboxEntry } from '../common/db/inbox.ts';
 import type { Db } from '../common/db/index.ts';
+import type { FileStore } from '../common/files/store.ts';
 import type { Logger } from '../common/log.ts';
 import type { ListenerMetrics } from '../common/metrics.ts';
 import type { AuthCache } from './auth-cache.ts';
+import type { ListenerConfig } from './config.ts';
 import type { SendBatcher } from './messaging/send-batcher.ts';
 
 export interface Identity {
@@ -24,8 +25,10 @@ export interface AppState {
 
 /** Everything a listener needs, built by main.ts (or a test) and handed to createApp. */
 export interface Deps {
-  config: Config;
+  config: ListenerConfig;
   db: Db;
+  /** Where file bytes live (uploads, downloads, the file GC); their metadata stays in `db`. */
+  files: FileStore;
   log: Logger;
   /** Public half of the push-signing key, served at GET /api/server-key. */
   signingPublicKey: Uint8Array;

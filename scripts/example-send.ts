@@ -4,8 +4,8 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import nacl from 'tweetnacl';
 import { Agent, request } from 'undici';
-import { loadConfig } from '../common/config.ts';
 import { verifyWebhook } from '../common/crypto/webhook.ts';
+import { loadStackConfig } from './stack/config.ts';
 
 // The README's worked example, in one file. Usage (tsx scripts/example-send.ts …):
 //   keypair                                   → {"public_key","secret_key"} (X25519, base64)
@@ -31,7 +31,7 @@ function open(senderPub: string, mySecret: string, nonce: string, ciphertext: st
 }
 
 async function demo(base: string): Promise<void> {
-  const config = loadConfig();
+  const config = loadStackConfig();
   const dispatcher = new Agent({ connect: { ca: readFileSync(config.TLS_CERT_FILE) } });
   // biome-ignore lint/suspicious/noExplicitAny: a demo reads the API's JSON as it comes
   const api = async (method: string, path: string, body?: unknown, token?: string): Promise<any> => {
@@ -133,7 +133,7 @@ if (command === 'keypair') {
 } else if (command === 'open' && args.length === 4) {
   console.log(open(args[0] as string, args[1] as string, args[2] as string, args[3] as string));
 } else if (command === 'demo') {
-  await demo(args[0] ?? `https://127.0.0.1:${loadConfig().HTTPS_PORT}`);
+  await demo(args[0] ?? `https://127.0.0.1:${loadStackConfig().HTTPS_PORT}`);
 } else {
   console.error(
     'usage: example-send.ts keypair | seal <pub> <secret> <text> [device_id] | open <pub> <secret> <nonce> <ct> | demo [url]',

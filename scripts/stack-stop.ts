@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { loadConfig } from '../common/config.ts';
+import { loadStackConfig } from './stack/config.ts';
 import { stopAll } from './stack/processes.ts';
 import { type ServicesState, stopServices } from './stack/services.ts';
 
 // `npm run stack:stop`: stops exactly what `npm run stack` started, found by its PID files.
-const config = loadConfig();
+const config = loadStackConfig();
 const runDir = resolve(config.STACK_RUN_DIR);
 const log = (m: string) => console.log(`[stack] ${m}`);
 

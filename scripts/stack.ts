@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { loadConfig } from '../common/config.ts';
 import { ensureSigningKey } from '../common/crypto/signing-key.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
+import { loadStackConfig } from './stack/config.ts';
 import { ensureCert, startStack } from './stack/index.ts';
 import { ensureInstalled, NGINX, OPENSSL, type Requirement } from './stack/preflight.ts';
 import { runningProcs } from './stack/processes.ts';
@@ -16,7 +16,7 @@ import {
 } from './stack/services.ts';
 
 // `npm run stack`: the whole pipeline on this machine, no Docker. `npm run stack:stop` undoes it.
-const config = loadConfig();
+const config = loadStackConfig();
 const runDir = resolve(config.STACK_RUN_DIR);
 const log = (m: string) => console.log(`[stack] ${m}`);
 

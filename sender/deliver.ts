@@ -1,6 +1,6 @@
 import { Agent, request } from 'undici';
-import type { Config } from '../common/config.ts';
 import { webhookHeaders } from '../common/crypto/webhook.ts';
+import type { SenderConfig } from './config.ts';
 import type { Answer, ErrorClass } from './outcome.ts';
 import { BlockedAddressError, guardedConnector, pushUrl } from './ssrf.ts';
 
@@ -50,7 +50,7 @@ export function classify(err: unknown): ErrorClass {
  * Redirects are never followed (undici only follows them with the redirect interceptor, which
  * is not installed): a 3xx is an answer like any other. The response body is discarded.
  */
-export function createPusher(config: Config, secretKey: Uint8Array): Pusher {
+export function createPusher(config: SenderConfig, secretKey: Uint8Array): Pusher {
   const agent = new Agent({
     connect: guardedConnector({
       timeoutMs: config.SENDER_CONNECT_TIMEOUT_MS,

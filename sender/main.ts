@@ -1,41 +1,14 @@
-import { loadConfig } from '../common/config.ts';
-import { loadSigningKey } from '../common/crypto/signing-key.ts';
-import { createDb } from '../common/db/index.ts';
 import { createLogger, logProcessWarnings } from '../common/log.ts';
-import { senderMetrics, serveMetrics } from '../common/metrics.ts';
-import { connectBroker } from '../common/queue/broker.ts';
-import { createPusher } from './deliver.ts';
-import { startSender } from './worker.ts';
+import { buildSender } from './build.ts';
+import { loadSenderConfig } from './config.ts';
 
-// Composition root of a sender worker. Run any number of them: they share the deliveries queue.
-const config = loadConfig();
+const config = loadSenderConfig();
 const log = createLogger(config.LOG_LEVEL, 'sender', { async: true });
 logProcessWarnings(log);
-const key = await loadSigningKey(config.SIGNING_KEY_FILE);
-const db = createDb(config.DATABASE_URL, Math.min(config.DATABASE_POOL_MAX, config.SENDER_PREFETCH + 1), log);
-const broker = await connectBroker(config, log);
-const pusher = createPusher(config, key.secretKey);
-const { deliveries, parking, tiers, retryQueue } = broker.topology;
-const metrics = senderMetrics(
-  db,
-  {
-    async queueDepths() {
-      const d = await broker.queueDepths([deliveries, parking, ...tiers.map(retryQueue)]);
-      const retry = tiers.reduce((n, t) => n + (d[retryQueue(t)] ?? 0), 0);
-      return { deliveries: d[deliveries] ?? 0, retry, parking: d[parking] ?? 0 };
-    },
-    amqpReady: () => broker.ready(),
-    amqpPublished: () => broker.stats.published,
-  },
-  { processMetrics: true },
-);
-const metricsServer = config.METRICS_PORT
-  ? await serveMetrics(metrics.registry, config.HOST, config.METRICS_PORT, log)
-  : null;
-const consumer = startSender({ config, db, broker, pusher, log, metrics });
+const sender = await buildSender(config, { log, processMetrics: true });
 log.info(
   {
-    queue: broker.topology.deliveries,
+    queue: sender.queue,
     prefetch: config.SENDER_PREFETCH,
     allow_private: config.SENDER_ALLOW_PRIVATE_ADDRESSES,
   },
@@ -53,10 +26,7 @@ async function shutdown(signal: string): Promise<void> {
     log.error('shutdown took too long, exiting');
     process.exit(1);
   }, config.SENDER_TIMEOUT_MS + 10_000).unref();
-  // Stop taking deliveries, let the pushes in flight record their outcome and ack, then close.
-  await consumer.stop();
-  await Promise.allSettled([pusher.close(), broker.close(), metricsServer?.close()]);
-  await db.destroy();
+  await sender.close();
   log.info('stopped');
   process.exit(0);
 }

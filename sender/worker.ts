@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage } from 'amqplib';
-import type { Config } from '../common/config.ts';
 import { type DeliveryStore, deliveryStore } from '../common/db/deliveries.ts';
 import type { Db } from '../common/db/index.ts';
 import type { Logger } from '../common/log.ts';
@@ -9,6 +8,7 @@ import type { Broker, Consumer, Publication } from '../common/queue/broker.ts';
 import { type Delivery, parseDelivery } from '../common/queue/messages.ts';
 import { tierFor } from '../common/queue/topology.ts';
 import { createAcker } from './acker.ts';
+import type { SenderConfig } from './config.ts';
 import type { Pusher } from './deliver.ts';
 import { type OriginGate, originGate, originOf } from './origin-gate.ts';
 import { deferral, type Outcome, outcome, type RetryPolicy } from './outcome.ts';
@@ -19,7 +19,7 @@ const GATE_WAIT_MS = 1_000;
 const GATE_SLOW_MS = 1_000;
 
 export interface SenderDeps {
-  config: Config;
+  config: SenderConfig;
   db: Db;
   broker: Broker;
   pusher: Pusher;
@@ -32,7 +32,7 @@ export interface SenderDeps {
   store?: DeliveryStore;
 }
 
-export function retryPolicy(config: Config): RetryPolicy {
+export function retryPolicy(config: SenderConfig): RetryPolicy {
   return {
     baseMs: config.SENDER_RETRY_BASE_MS,
     maxMs: Math.max(config.SENDER_RETRY_BASE_MS, config.SENDER_RETRY_MAX_MS),

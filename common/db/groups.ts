@@ -1,3 +1,5 @@
+// The wire shape of a listed group (GET /api/groups) is the row these queries select.
+import type { GroupSummary } from '../client/types.ts';
 import type { Q, Tx } from './index.ts';
 
 export interface GroupRow {
@@ -5,14 +7,6 @@ export interface GroupRow {
   name: string;
   is_public: boolean;
   created_at: Date;
-}
-
-export interface GroupSummary {
-  group_id: string;
-  name: string;
-  owner_id: string | null;
-  is_public: boolean;
-  member_count: number;
 }
 
 /** Members in seniority order: the first one is the owner. */

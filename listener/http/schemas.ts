@@ -70,4 +70,3 @@ export const deviceMismatch = z
     extra_devices: z.array(id),
   })
   .meta({ id: 'DeviceMismatch' });
-export const empty = undefined;

@@ -1,4 +1,3 @@
-import type { Config } from '../../common/config.ts';
 import { pruneDeliveryAttempts } from '../../common/db/deliveries.ts';
 import { deleteInactiveDevices } from '../../common/db/devices.ts';
 import { deleteExpiredInbox } from '../../common/db/inbox.ts';
@@ -7,6 +6,7 @@ import { deleteStaleLoginFailures, failureBudget } from '../../common/db/login-f
 import { releaseOldClientMessageIds } from '../../common/db/messages.ts';
 import { deleteExpiredSessions } from '../../common/db/sessions.ts';
 import type { Logger } from '../../common/log.ts';
+import type { ListenerConfig } from '../config.ts';
 
 /**
  * Expiry of undelivered events (INBOX_TTL_DAYS), sessions, login-failure windows, the 24 h
@@ -16,7 +16,7 @@ import type { Logger } from '../../common/log.ts';
  */
 export async function cleanup(
   db: Db,
-  config: Config,
+  config: ListenerConfig,
   log: Logger,
   revoke: (userId: string) => Promise<void>,
 ): Promise<void> {

@@ -1,7 +1,7 @@
 import { appendEvents, fromRequest, type OutboxEntry } from '../../common/db/inbox.ts';
 import type { Tx } from '../../common/db/index.ts';
 import type { PendingEvent } from '../../common/events.ts';
-import type { Ctx } from '../http/route.ts';
+import type { Deps } from '../deps.ts';
 
 /** Appends events inside the transaction of `withEvents`; returns how many were stored. */
 export type Append = (events: PendingEvent[]) => Promise<number>;
@@ -11,10 +11,11 @@ export type Append = (events: PendingEvent[]) => Promise<number>;
  * outbox rows it wrote otherwise, handed to `wrote`), so a rolled-back attempt publishes nothing.
  */
 export async function withEvents<T>(
-  ctx: Ctx,
+  deps: Deps,
+  requestId: string,
   work: (trx: Tx, append: Append, wrote: (rows: OutboxEntry[]) => void) => Promise<T>,
 ): Promise<T> {
-  const { db, config } = ctx.deps;
+  const { db, config } = deps;
   const rows: OutboxEntry[] = [];
   const wrote = (more: OutboxEntry[]) => {
     for (const r of more) rows.push(r);
@@ -23,17 +24,13 @@ export async function withEvents<T>(
     work(
       trx,
       async (events) => {
-        const { outbox } = await appendEvents(
-          trx,
-          fromRequest(events, ctx.state.requestId),
-          config.INBOX_TTL_DAYS,
-        );
+        const { outbox } = await appendEvents(trx, fromRequest(events, requestId), config.INBOX_TTL_DAYS);
         wrote(outbox);
         return outbox.length;
       },
       wrote,
     ),
   );
-  ctx.deps.outboxWritten(rows);
+  deps.outboxWritten(rows);
   return result;
 }

@@ -39,3 +39,60 @@ export function groupUpdated(auth: Identity, groupId: string): Body {
     file_ids: [],
   };
 }
+
+/** The message an edit, deletion or receipt is about. */
+interface About {
+  id: string;
+  group_id: string | null;
+  sent_at: Date;
+}
+
+/** `message.edited` for one device: its new envelope; `sent_at` stays the message's. */
+export function messageEdited(
+  auth: Identity,
+  m: About,
+  editedAt: string,
+  fileIds: string[],
+  envelope: { nonce: string; ciphertext: string },
+): Body {
+  return {
+    type: 'message.edited',
+    message_id: m.id,
+    group_id: m.group_id,
+    sent_at: m.sent_at.toISOString(),
+    edited_at: editedAt,
+    from: sender(auth),
+    nonce: envelope.nonce,
+    ciphertext: envelope.ciphertext,
+    file_ids: fileIds,
+  };
+}
+
+/** `message.deleted`: clients drop their copy. */
+export function messageDeleted(auth: Identity, m: About): Body {
+  return {
+    type: 'message.deleted',
+    message_id: m.id,
+    group_id: m.group_id,
+    sent_at: m.sent_at.toISOString(),
+    from: sender(auth),
+    nonce: null,
+    ciphertext: null,
+    file_ids: [],
+  };
+}
+
+/** `receipt` to the sender's devices; its `sent_at` is the receipt's time. */
+export function receipt(auth: Identity, m: About, type: 'delivered' | 'read'): Body {
+  return {
+    type: 'receipt',
+    message_id: m.id,
+    group_id: m.group_id,
+    sent_at: new Date().toISOString(),
+    from: sender(auth),
+    nonce: null,
+    ciphertext: null,
+    file_ids: [],
+    receipt: type,
+  };
+}

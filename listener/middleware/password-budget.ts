@@ -6,7 +6,7 @@ import {
   recordLoginFailure,
 } from '../../common/db/login-failures.ts';
 import { rateLimited } from '../../common/errors.ts';
-import type { Ctx } from '../http/route.ts';
+import type { Deps } from '../deps.ts';
 
 /**
  * A password check under the failure budget of (username, the client's place), shared by login
@@ -14,14 +14,15 @@ import type { Ctx } from '../http/route.ts';
  * password counts against it, a right one clears this place's count. Says whether `verify` passed.
  */
 export async function withinPasswordBudget(
-  ctx: Ctx,
+  deps: Deps,
+  clientIp: string | null,
   username: string,
   verify: () => Promise<boolean>,
   lockedMessage: string,
 ): Promise<boolean> {
-  const { db, config } = ctx.deps;
+  const { db, config } = deps;
   const budget = failureBudget(config);
-  const source = failureSource(ctx.state.clientIp);
+  const source = failureSource(clientIp);
   const wait = await loginLockedFor(db, username, source, budget);
   if (wait) throw rateLimited(wait, lockedMessage);
   if (!(await verify())) {

@@ -1,13 +1,13 @@
-import type { Config } from '../../common/config.ts';
 import type { Db } from '../../common/db/index.ts';
 import type { Logger } from '../../common/log.ts';
 import type { PresenceMetrics } from '../../common/metrics.ts';
 import type { PresenceChange } from '../../common/queue/messages.ts';
+import type { ListenerConfig } from '../config.ts';
 import { overdueOffline, type Removal, settlePresence } from './state.ts';
 
 export interface AnnouncerOptions {
   db: Db;
-  config: Pick<Config, 'PRESENCE_GRACE_MS' | 'PRESENCE_EXPIRY_MS'>;
+  config: Pick<ListenerConfig, 'PRESENCE_GRACE_MS' | 'PRESENCE_EXPIRY_MS'>;
   /** Publishes a settled transition to every listener (the live bus). */
   publish(change: PresenceChange): Promise<void>;
   metrics: PresenceMetrics;

@@ -1,16 +1,12 @@
 import { z } from 'zod';
-import {
-  type DeviceRow,
-  deleteDevice,
-  findDevice,
-  listDevicesWithSessions,
-  updateDevice,
-} from '../../common/db/devices.ts';
-import { requeueInbox } from '../../common/db/inbox.ts';
-import { notFound } from '../../common/errors.ts';
-import { type Ctx, route } from '../http/route.ts';
+import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
-import { withEvents } from '../messaging/append.ts';
+import {
+  type DeviceWithSession,
+  listDevices,
+  removeDevice,
+  updateCurrentDevice,
+} from '../use-cases/devices.ts';
 
 const device = z
   .object({
@@ -27,7 +23,7 @@ const device = z
   })
   .meta({ id: 'Device' });
 
-function present(ctx: Ctx, d: DeviceRow & { signed_in: boolean }) {
+function present(d: DeviceWithSession, currentDeviceId: string) {
   return {
     device_id: d.id,
     name: d.name,
@@ -38,7 +34,7 @@ function present(ctx: Ctx, d: DeviceRow & { signed_in: boolean }) {
     user_agent: d.user_agent,
     has_address: d.user_address !== null,
     signed_in: d.signed_in,
-    current: d.id === ctx.state.auth.deviceId,
+    current: d.id === currentDeviceId,
   };
 }
 
@@ -51,8 +47,8 @@ export const deviceRoutes = [
     auth: true,
     responses: { 200: { description: 'devices', schema: z.object({ devices: z.array(device) }) } },
     async handle(ctx) {
-      const rows = await listDevicesWithSessions(ctx.deps.db, ctx.state.auth.userId);
-      ctx.body = { devices: rows.map((d) => present(ctx, d)) };
+      const rows = await listDevices(ctx.deps, ctx.state);
+      ctx.body = { devices: rows.map((d) => present(d, ctx.state.auth.deviceId)) };
     },
   }),
   route({
@@ -67,20 +63,11 @@ export const deviceRoutes = [
       404: { description: 'the device was removed meanwhile (by another of your devices)' },
     },
     async handle(ctx, { body }) {
-      const { deviceId, userId } = ctx.state.auth;
-      await withEvents(ctx, async (trx, _append, wrote) => {
-        const before = await findDevice(trx, deviceId);
-        await updateDevice(trx, deviceId, {
-          ...(body.name !== undefined && { name: body.name }),
-          ...(body.user_address !== undefined && { user_address: body.user_address }),
-        });
-        // Only a new address pushes what is queued (the same one again would push it all again).
-        if (body.user_address && before && body.user_address !== before.user_address)
-          wrote(await requeueInbox(trx, deviceId, ctx.deps.config.REQUEUE_MAX_EVENTS, ctx.state.requestId));
+      const row = await updateCurrentDevice(ctx.deps, ctx.state, {
+        name: body.name,
+        userAddress: body.user_address,
       });
-      const row = (await listDevicesWithSessions(ctx.deps.db, userId)).find((d) => d.id === deviceId);
-      if (!row) throw notFound('no such device');
-      ctx.body = present(ctx, row);
+      ctx.body = present(row, ctx.state.auth.deviceId);
     },
   }),
   route({
@@ -92,10 +79,7 @@ export const deviceRoutes = [
     params: z.strictObject({ device_id: s.ref }),
     responses: { 204: { description: 'removed' }, 404: { description: 'not one of your devices' } },
     async handle(ctx, { params }) {
-      if (!params.device_id || !(await deleteDevice(ctx.deps.db, ctx.state.auth.userId, params.device_id))) {
-        throw notFound('no such device');
-      }
-      await ctx.deps.cache.revoke(ctx.state.auth.userId);
+      await removeDevice(ctx.deps, ctx.state, params.device_id);
       ctx.status = 204;
     },
   }),

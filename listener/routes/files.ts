@@ -15,7 +15,6 @@ import {
   payloadTooLarge,
   unsupportedMediaType,
 } from '../../common/errors.ts';
-import { pgFileStore } from '../../common/files/store.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 
@@ -58,7 +57,7 @@ export const fileRoutes = [
       415: { description: 'not application/octet-stream' },
     },
     async handle(ctx) {
-      const { db, config } = ctx.deps;
+      const { db, files, config } = ctx.deps;
       const max = config.FILE_MAX_BYTES;
       if (ctx.request.type !== 'application/octet-stream')
         throw unsupportedMediaType('upload the raw bytes as application/octet-stream');
@@ -82,16 +81,15 @@ export const fileRoutes = [
       const id = randomUUID();
       const seen = { size: 0, hash: createHash('sha256') };
       await insertFile(db, id, ctx.state.auth.userId);
-      const store = pgFileStore(db);
       try {
-        await store.write(id, measured(ctx, limit, seen));
+        await files.write(id, measured(ctx, limit, seen));
         if (seen.size === 0) throw badRequest('the file is empty', [{ field: 'body', problem: 'empty' }]);
         // A body cut short (client gone) must never be stored as a complete file.
         if (declared && seen.size !== Number(declared)) throw badRequest('the upload ended early');
       } catch (err) {
         ctx.set('Connection', 'close');
         await discardFile(db, id);
-        await store.remove([id]);
+        await files.remove([id]);
         throw err;
       }
       const sha256 = seen.hash.digest('hex');
@@ -122,7 +120,7 @@ export const fileRoutes = [
           ? undefined
           : await findReadableFile(ctx.deps.db, params.file_id, ctx.state.auth.userId);
       if (!file) throw notFound('no such file');
-      ctx.body = Readable.from(pgFileStore(ctx.deps.db).read(file.id));
+      ctx.body = Readable.from(ctx.deps.files.read(file.id));
       ctx.type = 'application/octet-stream';
       ctx.length = file.size;
       ctx.set('X-Content-SHA256', file.sha256);

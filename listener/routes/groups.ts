@@ -1,25 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { GroupSummary } from '../../common/client/types.ts';
 import { ENVELOPE_LIMIT } from '../../common/config.ts';
-import { deviceKeysByUser } from '../../common/db/devices.ts';
-import {
-  addMembers,
-  findGroup,
-  groupCounts,
-  groupsOf,
-  insertGroup,
-  isMember,
-  membersWithNames,
-  type PublicCursor,
-  searchPublicGroups,
-} from '../../common/db/groups.ts';
-import type { Tx } from '../../common/db/index.ts';
-import { findUsersByUsernames, lockUsers } from '../../common/db/users.ts';
-import { AppError, conflict, notFound } from '../../common/errors.ts';
+import type { PublicCursor } from '../../common/db/groups.ts';
 import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
-import { withEvents } from '../messaging/append.ts';
-import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
+import { createGroup, type GroupDetail, getGroup, listGroups } from '../use-cases/groups.ts';
 
 /**
  * Members a creation request may name at most, whatever GROUP_MEMBERS_MAX says: a bound on the
@@ -27,20 +12,7 @@ import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
  */
 const MAX_NAMED_MEMBERS = ENVELOPE_LIMIT;
 
-export const groupParams = z.strictObject({ group_id: s.ref });
-
-export const groupFull = (max: number) => conflict('group_full', `a group has at most ${max} members`);
-
-/**
- * 409 `too_many_groups` when one of `userIds` is already in `max` groups. Their user rows are held
- * (FOR NO KEY UPDATE, in id order) until commit, so concurrent joins cannot pass the cap together.
- */
-export async function checkGroupQuota(trx: Tx, userIds: string[], max: number): Promise<void> {
-  await lockUsers(trx, userIds);
-  const counts = await groupCounts(trx, userIds);
-  if ([...counts.values()].some((n) => n >= max))
-    throw new AppError(409, 'too_many_groups', `a user may be a member of at most ${max} groups`);
-}
+const groupParams = z.strictObject({ group_id: s.ref });
 
 const summary = z
   .object({
@@ -50,7 +22,7 @@ const summary = z
     is_public: z.boolean(),
     member_count: z.number().int(),
   })
-  .meta({ id: 'GroupSummary' });
+  .meta({ id: 'GroupSummary' }) satisfies z.ZodType<GroupSummary>;
 
 const detail = z
   .object({
@@ -66,7 +38,7 @@ const detail = z
       }),
     ),
   })
-  .meta({ id: 'Group' });
+  .meta({ id: 'Group' }) satisfies z.ZodType<GroupDetail>;
 
 /** Opaque page cursor: base64url of the last group's sort key. */
 const cursor = z
@@ -127,25 +99,12 @@ export const groupRoutes = [
       },
     },
     async handle(ctx, { body }) {
-      const { auth } = ctx.state;
-      const { db, config } = ctx.deps;
-      const names = [...new Set(body.members)];
-      const found = await findUsersByUsernames(db, names);
-      const missing = names.filter((n) => !found.some((u) => u.username === n));
-      if (missing.length) throw notFound(`no such user: ${missing.join(', ')}`);
-      const byName = new Map(found.map((u) => [u.username, u.id]));
-      const members = [...new Set([auth.userId, ...names.flatMap((n) => byName.get(n) ?? [])])];
-      if (members.length > config.GROUP_MEMBERS_MAX) throw groupFull(config.GROUP_MEMBERS_MAX);
-      const id = randomUUID();
-      await withEvents(ctx, async (trx, append) => {
-        await checkGroupQuota(trx, members, config.GROUPS_PER_USER_MAX);
-        await insertGroup(trx, { id, name: body.name, is_public: body.is_public ?? false });
-        await addMembers(trx, id, members);
-        await append(fanOut(await devicesOf(trx, members), groupUpdated(auth, id)));
+      ctx.body = await createGroup(ctx.deps, ctx.state, {
+        name: body.name,
+        members: body.members,
+        isPublic: body.is_public ?? false,
       });
-      ctx.state.log.info({ group_id: id, members: new Set(members).size }, 'group created');
       ctx.status = 201;
-      ctx.body = { group_id: id };
     },
   }),
   route({
@@ -163,12 +122,11 @@ export const groupRoutes = [
       },
     },
     async handle(ctx, { query }) {
-      const { db } = ctx.deps;
-      const window = { after: query.cursor ?? null, limit: query.limit ?? 50 };
-      const page =
-        query.public === 'true'
-          ? await searchPublicGroups(db, { text: query.q ?? '', ...window })
-          : await groupsOf(db, ctx.state.auth.userId, window);
+      const page = await listGroups(ctx.deps, ctx.state, {
+        publicText: query.public === 'true' ? (query.q ?? '') : null,
+        after: query.cursor ?? null,
+        limit: query.limit ?? 50,
+      });
       ctx.body = { groups: page.groups, next_cursor: page.next && encodeCursor(page.next) };
     },
   }),
@@ -181,22 +139,7 @@ export const groupRoutes = [
     params: groupParams,
     responses: { 200: { description: 'the group', schema: detail }, 404: { description: 'no such group' } },
     async handle(ctx, { params }) {
-      const { db } = ctx.deps;
-      const group = params.group_id === null ? undefined : await findGroup(db, params.group_id);
-      if (!group || (!group.is_public && !(await isMember(db, group.group_id, ctx.state.auth.userId))))
-        throw notFound('no such group');
-      const members = await membersWithNames(db, group.group_id);
-      const devices = await deviceKeysByUser(
-        db,
-        members.map((m) => m.user_id),
-      );
-      ctx.body = {
-        group_id: group.group_id,
-        name: group.name,
-        owner_id: group.owner_id,
-        is_public: group.is_public,
-        members: members.map((m) => ({ ...m, devices: devices.get(m.user_id) ?? [] })),
-      };
+      ctx.body = await getGroup(ctx.deps, ctx.state, params.group_id);
     },
   }),
 ];

@@ -1,23 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
-import { deviceKeysByUser } from '../../common/db/devices.ts';
-import { isUniqueViolation } from '../../common/db/index.ts';
-import { endOtherSessions } from '../../common/db/sessions.ts';
-import {
-  deleteUser,
-  findUserById,
-  findUserByUsername,
-  insertUser,
-  type UserRow,
-  updateUser,
-} from '../../common/db/users.ts';
-import { badRequest, conflict, forbidden, notFound, unauthorized } from '../../common/errors.ts';
-import { type Ctx, route } from '../http/route.ts';
+import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
-import { withEvents } from '../messaging/append.ts';
-import { fanOut, groupUpdated } from '../messaging/events.ts';
-import { withinPasswordBudget } from '../middleware/password-budget.ts';
+import {
+  type DirectoryEntry,
+  deleteAccount,
+  lookUpUser,
+  ownProfile,
+  type Profile,
+  register,
+  updateProfile,
+} from '../use-cases/users.ts';
 
 const directoryEntry = z
   .object({
@@ -26,7 +18,7 @@ const directoryEntry = z
     display_name: z.string().nullable(),
     devices: z.array(z.object({ device_id: s.id, public_key: z.string() })),
   })
-  .meta({ id: 'DirectoryEntry' });
+  .meta({ id: 'DirectoryEntry' }) satisfies z.ZodType<DirectoryEntry>;
 
 const profile = z
   .object({
@@ -35,43 +27,7 @@ const profile = z
     display_name: z.string().nullable(),
     phone_number: z.string().nullable(),
   })
-  .meta({ id: 'Profile' });
-
-async function directory(ctx: Ctx, username: string) {
-  const user = await findUserByUsername(ctx.deps.db, username);
-  if (!user) throw notFound('no such user');
-  const devices = (await deviceKeysByUser(ctx.deps.db, [user.id])).get(user.id) ?? [];
-  ctx.body = { user_id: user.id, username: user.username, display_name: user.display_name, devices };
-}
-
-const presentProfile = (u: UserRow) => ({
-  user_id: u.id,
-  username: u.username,
-  display_name: u.display_name,
-  phone_number: u.phone_number,
-});
-
-async function me(ctx: Ctx) {
-  const user = await findUserById(ctx.deps.db, ctx.state.auth.userId);
-  if (!user) throw unauthorized();
-  return user;
-}
-
-/**
- * The password check of PATCH/DELETE /api/users/me. It shares the failure budgets of POST
- * /api/login (per place and per username), so a stolen token cannot brute-force the password here.
- */
-async function requirePassword(ctx: Ctx, password: string) {
-  const user = await me(ctx);
-  const ok = await withinPasswordBudget(
-    ctx,
-    user.username,
-    () => verifyPassword(password, user.password_hash),
-    'too many wrong passwords for this user, retry later',
-  );
-  if (!ok) throw forbidden('wrong password', 'wrong_password');
-  return user;
-}
+  .meta({ id: 'Profile' }) satisfies z.ZodType<Profile>;
 
 export const userRoutes = [
   route({
@@ -94,26 +50,13 @@ export const userRoutes = [
       },
     },
     async handle(ctx, { body }) {
-      const id = randomUUID();
-      const password_hash = await hashPassword(body.password, ctx.deps.config.PASSWORD_HASH_COST);
-      try {
-        await insertUser(ctx.deps.db, {
-          id,
-          username: body.username,
-          password_hash,
-          phone_number: body.phone_number ?? null,
-          display_name: body.display_name ?? null,
-        });
-      } catch (err) {
-        if (isUniqueViolation(err, 'users_username_key'))
-          throw conflict('username_taken', 'username is taken');
-        if (isUniqueViolation(err, 'users_phone_number_key')) {
-          throw conflict('phone_number_taken', 'phone number is taken');
-        }
-        throw err;
-      }
+      ctx.body = await register(ctx.deps, {
+        username: body.username,
+        password: body.password,
+        phoneNumber: body.phone_number ?? null,
+        displayName: body.display_name ?? null,
+      });
       ctx.status = 201;
-      ctx.body = { user_id: id, username: body.username };
     },
   }),
   route({
@@ -128,7 +71,9 @@ export const userRoutes = [
       200: { description: 'the directory entry', schema: directoryEntry },
       404: { description: 'no such user' },
     },
-    handle: (ctx, { query }) => directory(ctx, query.username),
+    async handle(ctx, { query }) {
+      ctx.body = await lookUpUser(ctx.deps, query.username);
+    },
   }),
   route({
     method: 'get',
@@ -138,7 +83,7 @@ export const userRoutes = [
     auth: true,
     responses: { 200: { description: 'profile', schema: profile } },
     async handle(ctx) {
-      ctx.body = presentProfile(await me(ctx));
+      ctx.body = await ownProfile(ctx.deps, ctx.state);
     },
   }),
   route({
@@ -158,27 +103,11 @@ export const userRoutes = [
       429: { description: 'too many wrong passwords for this user (shared with login); see Retry-After' },
     },
     async handle(ctx, { body }) {
-      let user = await me(ctx);
-      let password_hash: string | undefined;
-      if (body.password !== undefined) {
-        if (body.current_password === undefined) {
-          throw badRequest('current_password is required to change the password', [
-            { field: 'body.current_password', problem: 'required' },
-          ]);
-        }
-        user = await requirePassword(ctx, body.current_password);
-        password_hash = await hashPassword(body.password, ctx.deps.config.PASSWORD_HASH_COST);
-      }
-      await ctx.deps.db.transaction(async (trx) => {
-        await updateUser(trx, user.id, {
-          ...(body.display_name !== undefined && { display_name: body.display_name }),
-          ...(password_hash && { password_hash }),
-        });
-        if (password_hash) await endOtherSessions(trx, user.id, ctx.state.auth.deviceId);
+      ctx.body = await updateProfile(ctx.deps, ctx.state, {
+        ...(body.display_name !== undefined && { displayName: body.display_name }),
+        ...(body.password !== undefined && { password: body.password }),
+        ...(body.current_password !== undefined && { currentPassword: body.current_password }),
       });
-      // The other sessions end on every listener before this answers.
-      if (password_hash) await ctx.deps.cache.revoke(user.id);
-      ctx.body = presentProfile(await me(ctx));
     },
   }),
   route({
@@ -195,20 +124,7 @@ export const userRoutes = [
       429: { description: 'too many wrong passwords for this user (shared with login); see Retry-After' },
     },
     async handle(ctx, { body }) {
-      const user = await requirePassword(ctx, body.password);
-      await withEvents(ctx, async (trx, append) => {
-        const groups = await deleteUser(trx, user.id);
-        // The remaining members of each group learn that its membership changed, as when one leaves.
-        const devices = await deviceKeysByUser(trx, [...new Set(groups.flatMap((g) => g.members))]);
-        const events = groups.flatMap((g) =>
-          fanOut(
-            g.members.flatMap((u) => (devices.get(u) ?? []).map((d) => d.device_id)),
-            groupUpdated(ctx.state.auth, g.groupId),
-          ),
-        );
-        await append(events);
-      });
-      await ctx.deps.cache.revoke(user.id);
+      await deleteAccount(ctx.deps, ctx.state, { password: body.password });
       ctx.status = 204;
     },
   }),
@@ -223,6 +139,8 @@ export const userRoutes = [
       200: { description: 'the directory entry', schema: directoryEntry },
       404: { description: 'no such user' },
     },
-    handle: (ctx, { params }) => directory(ctx, params.username),
+    async handle(ctx, { params }) {
+      ctx.body = await lookUpUser(ctx.deps, params.username);
+    },
   }),
 ];

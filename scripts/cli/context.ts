@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApiError, type ClientOptions, Messenger, type Received } from '../../common/client/index.ts';
-import { loadCliEnv } from '../../common/config.ts';
+import { loadCliEnv } from './config.ts';
 import { type EventContext, eventJson, eventLine } from './format.ts';
 import { askPassword } from './password.ts';
 import { defaultProfilePath, readProfile, writeProfile } from './profile.ts';

@@ -1,6 +1,4 @@
-import WebSocket from 'ws';
 import { Messenger, type SavedProfile } from '../../common/client/index.ts';
-import { routes } from '../../listener/routes/index.ts';
 import { uniqueName } from '../helpers/people.ts';
 
 export const PASSWORD = 'correct horse battery';
@@ -20,25 +18,4 @@ export async function newUser(baseUrl: string, n: number, name = uniqueName()): 
     devices.push(m);
   }
   return devices;
-}
-
-/** Whether the listener serves a route yet (features land one by one; their tests skip until then). */
-export function serves(method: string, path: string): boolean {
-  return routes.some((r) => r.method === method && r.path === path);
-}
-
-/** Whether this listener accepts WebSocket upgrades on /api/stream (refusing us with 401 counts). */
-export function canStream(baseUrl: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/api/stream`, { handshakeTimeout: 2000 });
-    ws.on('unexpected-response', (_req, res) => {
-      resolve(res.statusCode === 401);
-      ws.terminate();
-    });
-    ws.on('open', () => {
-      resolve(true);
-      ws.close();
-    });
-    ws.on('error', () => resolve(false));
-  });
 }

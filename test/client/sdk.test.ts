@@ -10,7 +10,7 @@ import { client } from '../helpers/http.ts';
 import { startListener } from '../helpers/listener.ts';
 import { envelopesFor, person, uniqueName } from '../helpers/people.ts';
 import { type DeliveryStack, startDeliveryStack } from '../helpers/sender.ts';
-import { newClient, newUser, PASSWORD, serves } from './helpers.ts';
+import { newClient, newUser, PASSWORD } from './helpers.ts';
 
 async function inbox(m: Messenger): Promise<Received[]> {
   const all: Received[] = [];
@@ -159,8 +159,7 @@ describe('client SDK against a real listener', () => {
     expect(pages).to.equal(3);
   });
 
-  it('when the stream is open, then live events arrive decrypted and are acked', async function () {
-    if (!serves('get', '/api/stream')) this.skip();
+  it('when the stream is open, then live events arrive decrypted and are acked', async () => {
     const [a] = await newUser(listener.url, 1);
     const [b] = await newUser(listener.url, 1);
     if (!a || !b) throw new Error('setup');
@@ -179,8 +178,7 @@ describe('client SDK against a real listener', () => {
     expect((await b.pull()).events).to.deep.equal([]);
   });
 
-  it('when a for-await over stream() is left with break, then the event in hand counts as handled: acked, not delivered again', async function () {
-    if (!serves('get', '/api/stream')) this.skip();
+  it('when a for-await over stream() is left with break, then the event in hand counts as handled: acked, not delivered again', async () => {
     const [a] = await newUser(listener.url, 1);
     const [b] = await newUser(listener.url, 1);
     if (!a || !b) throw new Error('setup');
@@ -225,8 +223,7 @@ describe('client SDK against a real listener', () => {
     }
   });
 
-  it('when the connection drops mid-stream, then the iterator reconnects and resumes without loss or repeats', async function () {
-    if (!serves('get', '/api/stream')) this.skip();
+  it('when the connection drops mid-stream, then the iterator reconnects and resumes without loss or repeats', async () => {
     const [a] = await newUser(listener.url, 1);
     const [b] = await newUser(listener.url, 1);
     if (!a || !b) throw new Error('setup');
@@ -257,8 +254,7 @@ describe('client SDK against a real listener', () => {
     expect((await b.pull()).events, 'everything handled was acknowledged').to.deep.equal([]);
   });
 
-  it('when the session is gone, then stream() fails with ApiError 401 instead of reconnecting forever', async function () {
-    if (!serves('get', '/api/stream')) this.skip();
+  it('when the session is gone, then stream() fails with ApiError 401 instead of reconnecting forever', async () => {
     const [b] = await newUser(listener.url, 1);
     if (!b) throw new Error('setup');
     const stale = Messenger.fromProfile(b.toProfile(), { baseUrl: listener.url });
@@ -316,8 +312,7 @@ describe('client SDK against a real listener', () => {
     expect(e?.from.username).to.equal(raw.username);
   });
 
-  it('when bob has a stream open, then presence shows him online, and offline once it closes', async function () {
-    if (!serves('get', '/api/presence')) this.skip();
+  it('when bob has a stream open, then presence shows him online, and offline once it closes', async () => {
     const [a] = await newUser(listener.url, 1);
     const [b] = await newUser(listener.url, 1);
     if (!a || !b) throw new Error('setup');

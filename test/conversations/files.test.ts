@@ -163,7 +163,7 @@ describe('encrypted files', () => {
       await new Promise((r) => setTimeout(r, 1100)); // past FILE_GC_AGE_SECONDS=1
       const young = await upload(a1, randomBytes(10), gc);
       expect(await storedFiles(a1.userId, gc)).to.deep.equal({ files: 3, chunks: 4 });
-      await collectFiles(gc.deps.db, gc.deps.config, createLogger('silent', 'test'));
+      await collectFiles({ ...gc.deps, log: createLogger('silent', 'test') });
       expect((await download(a1, orphan.file_id, gc)).status).to.equal(404);
       expect((await download(a1, kept.file_id, gc)).status).to.equal(200);
       expect((await download(b1, kept.file_id, gc)).status).to.equal(200);

@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Config, loadConfig } from '../../common/config.ts';
+import { type ListenerConfig, loadListenerConfig } from '../../listener/config.ts';
+import { loadSenderConfig, type SenderConfig } from '../../sender/config.ts';
 
 /** Tests run against their own database; cheap password hashing keeps the suite fast. */
 export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -20,6 +21,8 @@ export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessE
   };
 }
 
-export function testConfig(overrides: Record<string, string> = {}): Config {
-  return loadConfig(testEnv(overrides));
+/** What a listener and a sender of a test would read, together. */
+export function testConfig(overrides: Record<string, string> = {}): ListenerConfig & SenderConfig {
+  const env = testEnv(overrides);
+  return { ...loadSenderConfig(env), ...loadListenerConfig(env) };
 }

@@ -1,15 +1,9 @@
-import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { ensureSigningKey, loadSigningKey } from '../../common/crypto/signing-key.ts';
-import { createDb } from '../../common/db/index.ts';
+import { ensureSigningKey } from '../../common/crypto/signing-key.ts';
 import { createLogger } from '../../common/log.ts';
-import { listenerMetrics } from '../../common/metrics.ts';
-import { createApp } from '../../listener/app.ts';
-import { AuthCache } from '../../listener/auth-cache.ts';
+import { buildListener } from '../../listener/build.ts';
 import type { Deps } from '../../listener/deps.ts';
-import { answerClientErrorsAsJson } from '../../listener/http/client-errors.ts';
-import { sendBatcher } from '../../listener/messaging/send-batcher.ts';
-import { attachStream, type LiveStream } from '../../listener/stream/server.ts';
+import type { LiveStream } from '../../listener/stream/server.ts';
 import { testConfig } from './env.ts';
 import { type Call, client } from './http.ts';
 
@@ -21,54 +15,30 @@ export interface TestListener {
   close(): Promise<void>;
 }
 
-/** A real listener (real PostgreSQL) on an ephemeral port, in this process. */
+/**
+ * A real listener (real PostgreSQL) on an ephemeral port, in this process, built as
+ * listener/main.ts builds one. Without `relay`, committed outbox rows stay in the outbox;
+ * `readiness` replaces the real probes (a test of GET /api/ready).
+ */
 export async function startListener(
   overrides: Record<string, string> = {},
-  extra: Partial<Pick<Deps, 'readiness' | 'outboxWritten'>> = {},
+  opts: { relay?: boolean; readiness?: Deps['readiness'] } = {},
 ): Promise<TestListener> {
-  const config = testConfig(overrides);
+  const config = testConfig({ DATABASE_POOL_MAX: '5', ...overrides });
   await ensureSigningKey(config.SIGNING_KEY_FILE);
-  const key = await loadSigningKey(config.SIGNING_KEY_FILE);
-  const db = createDb(config.DATABASE_URL, 5);
-  const outboxWritten = extra.outboxWritten ?? (() => {});
-  const deps: Deps = {
-    config,
-    db,
-    log: createLogger(config.LOG_LEVEL, 'listener-test'),
-    signingPublicKey: key.publicKey,
-    readiness: {
-      postgres: async () => {
-        await db.raw('select 1');
-      },
-    },
-    metrics: listenerMetrics(db),
-    ...extra,
-    outboxWritten,
-    cache: new AuthCache(config.AUTH_CACHE_TTL_MS),
-    sends: sendBatcher({
-      db,
-      log: createLogger(config.LOG_LEVEL, 'listener-test'),
-      ttlDays: config.INBOX_TTL_DAYS,
-      inboxMax: config.INBOX_MAX_EVENTS,
-      max: config.SEND_BATCH_MAX,
-      committed: (rows) => deps.outboxWritten(rows),
-    }),
-  };
-  const server = createApp(deps).listen(0, '127.0.0.1');
-  answerClientErrorsAsJson(server);
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  const stream = attachStream(server, deps);
-  deps.metrics.openStreams = () => stream.size;
+  const log = createLogger(config.LOG_LEVEL, 'listener-test');
+  const listener = await buildListener(config, { log, relay: opts.relay ?? false });
+  if (opts.readiness) listener.deps.readiness = opts.readiness;
+  const { port } = listener.server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    deps,
-    stream,
+    deps: listener.deps,
+    stream: listener.stream,
     async close() {
-      await stream.close();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await db.destroy();
+      const closed = listener.close();
+      // Requests a test left hanging would hold the close up: end them (streams got their 1001).
+      listener.server.closeAllConnections();
+      await closed;
     },
   };
 }

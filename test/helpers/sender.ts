@@ -2,15 +2,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import amqp from 'amqplib';
-import { ensureSigningKey, loadSigningKey } from '../../common/crypto/signing-key.ts';
 import { dropDatabase, freshDatabase, withDatabase } from '../../common/db/admin.ts';
 import { createDb, type Db } from '../../common/db/index.ts';
 import { createLogger } from '../../common/log.ts';
-import { type Broker, connectBroker } from '../../common/queue/broker.ts';
-import { type OutboxRelay, startOutboxRelay } from '../../common/queue/relay.ts';
 import { deleteTopology } from '../../common/queue/topology.ts';
-import { createPusher } from '../../sender/deliver.ts';
-import { startSender } from '../../sender/worker.ts';
+import { buildSender } from '../../sender/build.ts';
 import { testConfig, testEnv } from './env.ts';
 import { type Call, client } from './http.ts';
 import { startListener, type TestListener } from './listener.ts';
@@ -62,20 +58,11 @@ export async function isolatedDatabase(): Promise<{ url: string; drop(): Promise
   return { url, drop: () => dropDatabase(url) };
 }
 
+/** A sender built as sender/main.ts builds one, in this process. */
 async function inProcessSender(env: Record<string, string>): Promise<TestSender> {
-  const config = testConfig(env);
-  const log = createLogger(config.LOG_LEVEL, 'sender-test');
-  const key = await loadSigningKey(config.SIGNING_KEY_FILE);
-  const db = createDb(config.DATABASE_URL, 5);
-  const broker = await connectBroker(config, log);
-  const pusher = createPusher(config, key.secretKey);
-  const consumer = startSender({ config, db, broker, pusher, log });
-  const stop = async () => {
-    await consumer.stop();
-    await Promise.allSettled([pusher.close(), broker.close()]);
-    await db.destroy();
-  };
-  return { stop, kill: stop };
+  const config = testConfig({ DATABASE_POOL_MAX: '5', ...env });
+  const sender = await buildSender(config, { log: createLogger(config.LOG_LEVEL, 'sender-test') });
+  return { stop: () => sender.close(), kill: () => sender.close() };
 }
 
 /** `npm run start:sender` as a child process; resolves once it consumes. */
@@ -118,22 +105,8 @@ export async function startDeliveryStack(overrides: Record<string, string> = {})
     ...overrides,
   };
   const config = testConfig(env);
-  await ensureSigningKey(config.SIGNING_KEY_FILE);
-  const log = createLogger(config.LOG_LEVEL, 'relay-test');
-  const relayDb = createDb(config.DATABASE_URL, 2);
-  const broker: Broker = await connectBroker(config, log);
-  const relay: OutboxRelay = startOutboxRelay({
-    db: relayDb,
-    broker,
-    log,
-    batchSize: config.OUTBOX_BATCH_SIZE,
-    sweepMs: config.OUTBOX_SWEEP_MS,
-    sweepAgeMs: config.OUTBOX_SWEEP_AGE_MS,
-  });
-  const listener = await startListener(env, {
-    outboxWritten: (rows) => relay.publish(rows),
-    readiness: { postgres: async () => void (await relayDb.raw('select 1')), rabbitmq: () => broker.ready() },
-  });
+  // Relays its outbox to RabbitMQ, as a listener process does.
+  const listener = await startListener(env, { relay: true });
   const db = createDb(config.DATABASE_URL, 2);
   const senders: TestSender[] = [];
   return {
@@ -149,9 +122,7 @@ export async function startDeliveryStack(overrides: Record<string, string> = {})
     async close() {
       await Promise.allSettled(senders.map((s) => s.stop()));
       await listener.close();
-      await relay.stop();
-      await broker.close();
-      await Promise.all([relayDb.destroy(), db.destroy()]);
+      await db.destroy();
       const conn = await amqp.connect(config.AMQP_URL);
       try {
         await deleteTopology(await conn.createChannel(), config);

@@ -1,5 +1,4 @@
 import fc from 'fast-check';
-import type { z } from 'zod';
 
 /** Values a careless or hostile client might put anywhere: the fuzzers' vocabulary. */
 export interface Vocabulary {
@@ -187,5 +186,3 @@ export function nearSchema(schema: unknown, v: Vocabulary, depth = 0): fc.Arbitr
       return any;
   }
 }
-
-export type Schema = z.ZodType | undefined;

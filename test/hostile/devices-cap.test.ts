@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import nacl from 'tweetnacl';
-import { ENVELOPE_LIMIT, loadConfig } from '../../common/config.ts';
+import { ENVELOPE_LIMIT } from '../../common/config.ts';
+import { loadListenerConfig } from '../../listener/config.ts';
 import { cleanup } from '../../listener/jobs/cleanup.ts';
 import { MAX_ENVELOPES } from '../../listener/routes/messages.ts';
 import { testEnv } from '../helpers/env.ts';
@@ -85,13 +86,13 @@ describe('devices per user: a cap, and expiry of devices unseen for long', () =>
 
   it('when members × devices per user could need more envelopes than one message holds, then the configuration is refused', () => {
     expect(MAX_ENVELOPES).to.equal(ENVELOPE_LIMIT);
-    const c = loadConfig(testEnv());
+    const c = loadListenerConfig(testEnv());
     expect(c.GROUP_MEMBERS_MAX * c.DEVICES_PER_USER_MAX - 1).to.be.at.most(MAX_ENVELOPES);
-    expect(() => loadConfig(testEnv({ GROUP_MEMBERS_MAX: '500', DEVICES_PER_USER_MAX: '20' }))).to.throw(
-      /GROUP_MEMBERS_MAX/,
-    );
+    expect(() =>
+      loadListenerConfig(testEnv({ GROUP_MEMBERS_MAX: '500', DEVICES_PER_USER_MAX: '20' })),
+    ).to.throw(/GROUP_MEMBERS_MAX/);
     expect(
-      loadConfig(testEnv({ GROUP_MEMBERS_MAX: '50', DEVICES_PER_USER_MAX: '20' })).GROUP_MEMBERS_MAX,
+      loadListenerConfig(testEnv({ GROUP_MEMBERS_MAX: '50', DEVICES_PER_USER_MAX: '20' })).GROUP_MEMBERS_MAX,
     ).to.equal(50);
   });
 });

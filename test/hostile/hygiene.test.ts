@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { loadConfig } from '../../common/config.ts';
 import { hashPassword } from '../../common/crypto/password.ts';
+import { loadListenerConfig } from '../../listener/config.ts';
 import { testEnv } from '../helpers/env.ts';
 import { useListener } from '../helpers/listener.ts';
 import { type Device, person } from '../helpers/people.ts';
@@ -22,7 +22,7 @@ describe('hygiene: password hashing cost and session lifetimes', () => {
   it('when nothing overrides it, then scrypt uses N = 2^17 (OWASP) and still hashes within maxmem', async () => {
     const env = testEnv();
     delete env.PASSWORD_HASH_COST;
-    expect(loadConfig(env).PASSWORD_HASH_COST).to.equal(2 ** 17);
+    expect(loadListenerConfig(env).PASSWORD_HASH_COST).to.equal(2 ** 17);
     expect(await hashPassword('a password', 2 ** 17)).to.match(/^scrypt\$131072\$8\$1\$/);
   });
 
@@ -58,7 +58,7 @@ describe('hygiene: password hashing cost and session lifetimes', () => {
     const { created_at, expires_at } = await row(d);
     const days = (expires_at.getTime() - created_at.getTime()) / 86_400_000;
     expect(days).to.be.closeTo(30, 0.01);
-    expect(() => loadConfig(testEnv({ SESSION_TTL_DAYS: '30', SESSION_MAX_DAYS: '7' }))).to.throw(
+    expect(() => loadListenerConfig(testEnv({ SESSION_TTL_DAYS: '30', SESSION_MAX_DAYS: '7' }))).to.throw(
       /SESSION_MAX_DAYS/,
     );
   });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import nacl from 'tweetnacl';
-import { loadConfig } from '../../common/config.ts';
 import { failureSource } from '../../common/db/login-failures.ts';
+import { loadListenerConfig } from '../../listener/config.ts';
 import { testEnv } from '../helpers/env.ts';
 import { useListener } from '../helpers/listener.ts';
 import { register } from '../helpers/people.ts';
@@ -68,8 +68,10 @@ describe('lock-out: failed logins are counted per place, under a slower per-user
   });
 
   it('when the ceiling could be reached from one place alone, then the configuration is refused', () => {
-    expect(() => loadConfig(testEnv({ LOGIN_USER_MAX_FAILURES: '600' }))).to.throw(/LOGIN_USER_MAX_FAILURES/);
-    expect(loadConfig(testEnv()).LOGIN_USER_MAX_FAILURES).to.equal(1000);
+    expect(() => loadListenerConfig(testEnv({ LOGIN_USER_MAX_FAILURES: '600' }))).to.throw(
+      /LOGIN_USER_MAX_FAILURES/,
+    );
+    expect(loadListenerConfig(testEnv()).LOGIN_USER_MAX_FAILURES).to.equal(1000);
   });
 
   it('when places are named, then IPv4 is the address and IPv6 its /64', () => {

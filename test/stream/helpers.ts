@@ -3,10 +3,6 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
-import { createLogger } from '../../common/log.ts';
-import { type Broker, connectBroker } from '../../common/queue/broker.ts';
-import { type OutboxRelay, startOutboxRelay } from '../../common/queue/relay.ts';
-import { testConfig } from '../helpers/env.ts';
 import type { Call } from '../helpers/http.ts';
 import { startListener, type TestListener } from '../helpers/listener.ts';
 import { type Device, envelopesFor, keyOf } from '../helpers/people.ts';
@@ -23,41 +19,14 @@ export const FAST: Record<string, string> = {
   OUTBOX_SWEEP_MS: '200',
 };
 
-export interface RelayedListener extends TestListener {
-  relay: OutboxRelay;
-}
+export type RelayedListener = TestListener;
 
 /**
  * An in-process listener with the outbox relay running (as listener/main.ts runs it), so sends
  * reach RabbitMQ and from there the live exchange that every listener's stream binds to.
  */
-export async function startRelayedListener(overrides: Record<string, string> = {}): Promise<RelayedListener> {
-  const config = testConfig({ ...FAST, ...overrides });
-  const log = createLogger(config.LOG_LEVEL, 'relay-test');
-  const broker: Broker = await connectBroker(config, log);
-  let relay: OutboxRelay | undefined;
-  const listener = await startListener(
-    { ...FAST, ...overrides },
-    { outboxWritten: (rows) => relay?.publish(rows) },
-  );
-  relay = startOutboxRelay({
-    db: listener.deps.db,
-    broker,
-    log,
-    batchSize: config.OUTBOX_BATCH_SIZE,
-    sweepMs: config.OUTBOX_SWEEP_MS,
-    sweepAgeMs: config.OUTBOX_SWEEP_AGE_MS,
-  });
-  const started = relay;
-  return {
-    ...listener,
-    relay: started,
-    async close() {
-      await started.stop();
-      await listener.close();
-      await broker.close();
-    },
-  };
+export function startRelayedListener(overrides: Record<string, string> = {}): Promise<RelayedListener> {
+  return startListener({ ...FAST, ...overrides }, { relay: true });
 }
 
 /** Polls `check` until it returns true; fails after `ms` (a bound, not a timing assertion). */

@@ -1,7 +1,6 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { loadSigningKey } from '../common/crypto/signing-key.ts';
-import type { OutboxEntry } from '../common/db/inbox.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
 import { pgFileStore } from '../common/files/store.ts';
 import type { Logger } from '../common/log.ts';
@@ -12,6 +11,7 @@ import { startOutboxRelay } from '../common/queue/relay.ts';
 import { createApp } from './app.ts';
 import { AuthCache } from './auth-cache.ts';
 import type { ListenerConfig } from './config.ts';
+import type { OutboxEntry } from './db/inbox.ts';
 import type { Deps } from './deps.ts';
 import { answerClientErrorsAsJson } from './http/client-errors.ts';
 import { cleanup } from './jobs/cleanup.ts';

@@ -1,4 +1,4 @@
-import type { OutboxEntry } from '../db/inbox.ts';
+import type { OutboxEntry } from '../../listener/db/inbox.ts';
 import { type Db, prepared, quickTransaction } from '../db/index.ts';
 import type { Logger } from '../log.ts';
 import { every } from '../periodic.ts';

@@ -1,6 +1,6 @@
 // The wire shape of a listed group (GET /api/groups) is the row these queries select.
-import type { GroupSummary } from '../client/types.ts';
-import type { Q, Tx } from './index.ts';
+import type { GroupSummary } from '../../common/client/types.ts';
+import type { Q, Tx } from '../../common/db/index.ts';
 
 export interface GroupRow {
   id: string;

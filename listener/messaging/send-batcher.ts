@@ -1,13 +1,13 @@
+import type { Db } from '../../common/db/index.ts';
+import type { Logger } from '../../common/log.ts';
+import type { Published } from '../../common/queue/relay.ts';
 import {
   type AppendEvent,
   type Appended,
   appendEvents,
   type NewMessage,
   type OutboxEntry,
-} from '../../common/db/inbox.ts';
-import type { Db } from '../../common/db/index.ts';
-import type { Logger } from '../../common/log.ts';
-import type { Published } from '../../common/queue/relay.ts';
+} from '../db/inbox.ts';
 import { isTransientConflict } from '../http/route.ts';
 
 export interface SendJob {

@@ -1,7 +1,7 @@
 import { hashToken } from '../../common/crypto/tokens.ts';
-import { touchDevice } from '../../common/db/devices.ts';
-import { extendSession, findSession, type SessionLifetime } from '../../common/db/sessions.ts';
 import { unauthorized } from '../../common/errors.ts';
+import { touchDevice } from '../db/devices.ts';
+import { extendSession, findSession, type SessionLifetime } from '../db/sessions.ts';
 import type { Identity } from '../deps.ts';
 import type { Ctx } from '../http/route.ts';
 

@@ -1,11 +1,11 @@
+import { rateLimited } from '../../common/errors.ts';
 import {
   clearLoginFailures,
   failureBudget,
   failureSource,
   loginLockedFor,
   recordLoginFailure,
-} from '../../common/db/login-failures.ts';
-import { rateLimited } from '../../common/errors.ts';
+} from '../db/login-failures.ts';
 import type { Deps } from '../deps.ts';
 
 /**

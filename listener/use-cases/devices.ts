@@ -1,12 +1,12 @@
+import { notFound } from '../../common/errors.ts';
 import {
   type DeviceRow,
   deleteDevice,
   findDevice,
   listDevicesWithSessions,
   updateDevice,
-} from '../../common/db/devices.ts';
-import { requeueInbox } from '../../common/db/inbox.ts';
-import { notFound } from '../../common/errors.ts';
+} from '../db/devices.ts';
+import { requeueInbox } from '../db/inbox.ts';
 import type { Deps } from '../deps.ts';
 import { withEvents } from '../messaging/append.ts';
 import type { Actor } from './caller.ts';

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
-import { type DeviceKey, deviceKeysByUser } from '../../common/db/devices.ts';
 import { isUniqueViolation } from '../../common/db/index.ts';
-import { endOtherSessions } from '../../common/db/sessions.ts';
+import { badRequest, conflict, forbidden, notFound, unauthorized } from '../../common/errors.ts';
+import { type DeviceKey, deviceKeysByUser } from '../db/devices.ts';
+import { endOtherSessions } from '../db/sessions.ts';
 import {
   deleteUser,
   findUserById,
@@ -10,8 +11,7 @@ import {
   insertUser,
   type UserRow,
   updateUser,
-} from '../../common/db/users.ts';
-import { badRequest, conflict, forbidden, notFound, unauthorized } from '../../common/errors.ts';
+} from '../db/users.ts';
 import type { Deps } from '../deps.ts';
 import { withEvents } from '../messaging/append.ts';
 import { fanOut, groupUpdated } from '../messaging/events.ts';

@@ -1,4 +1,4 @@
-import type { Db } from '../db/index.ts';
+import type { Db } from '../../common/db/index.ts';
 
 /**
  * Where file bytes live. The only module that knows; replace it to move bytes elsewhere

@@ -1,8 +1,8 @@
 import type Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type { z } from 'zod';
-import { badRequest, unsupportedMediaType } from '../../common/errors.ts';
 import type { AppState, Deps } from '../deps.ts';
+import { badRequest, unsupportedMediaType } from '../errors.ts';
 import { authenticate } from '../middleware/auth.ts';
 
 export type Ctx = ParameterizedContext<AppState, { deps: Deps }>;

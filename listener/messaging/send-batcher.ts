@@ -1,6 +1,5 @@
 import type { Db } from '../../common/db/index.ts';
 import type { Logger } from '../../common/log.ts';
-import type { Published } from '../../common/queue/relay.ts';
 import {
   type AppendEvent,
   type Appended,
@@ -9,6 +8,7 @@ import {
   type OutboxEntry,
 } from '../db/inbox.ts';
 import { isTransientConflict } from '../http/route.ts';
+import type { Published } from './relay.ts';
 
 export interface SendJob {
   message: NewMessage;

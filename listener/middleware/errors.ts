@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
-import { AppError, isUnavailableError, payloadTooLarge, unavailable } from '../../common/errors.ts';
 import type { AppState, Deps } from '../deps.ts';
+import { AppError, isUnavailableError, payloadTooLarge, unavailable } from '../errors.ts';
 import { isTransientConflict } from '../http/route.ts';
 
 /**

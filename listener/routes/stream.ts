@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AppError } from '../../common/errors.ts';
+import { AppError } from '../errors.ts';
 import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 import { visiblePresence } from '../presence/state.ts';

@@ -1,4 +1,3 @@
-import { notFound } from '../../common/errors.ts';
 import {
   type DeviceRow,
   deleteDevice,
@@ -8,6 +7,7 @@ import {
 } from '../db/devices.ts';
 import { requeueInbox } from '../db/inbox.ts';
 import type { Deps } from '../deps.ts';
+import { notFound } from '../errors.ts';
 import { withEvents } from '../messaging/append.ts';
 import type { Actor } from './caller.ts';
 

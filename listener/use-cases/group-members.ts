@@ -1,8 +1,8 @@
 import type { Tx } from '../../common/db/index.ts';
-import { forbidden, notFound, rateLimited } from '../../common/errors.ts';
 import { addMembers, countMembershipChange, deleteGroup, lockGroup, removeMember } from '../db/groups.ts';
 import { findUserByUsername } from '../db/users.ts';
 import type { Deps, Identity } from '../deps.ts';
+import { forbidden, notFound, rateLimited } from '../errors.ts';
 import { type Append, withEvents } from '../messaging/append.ts';
 import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
 import type { Actor } from './caller.ts';

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { GroupSummary } from '../../common/client/types.ts';
 import type { Tx } from '../../common/db/index.ts';
-import { AppError, conflict, notFound } from '../../common/errors.ts';
 import { type DeviceKey, deviceKeysByUser } from '../db/devices.ts';
 import {
   addMembers,
@@ -16,6 +15,7 @@ import {
 } from '../db/groups.ts';
 import { findUsersByUsernames, lockUsers } from '../db/users.ts';
 import type { Deps } from '../deps.ts';
+import { AppError, conflict, notFound } from '../errors.ts';
 import { withEvents } from '../messaging/append.ts';
 import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
 import type { Actor } from './caller.ts';

@@ -1,5 +1,4 @@
 import type { Tx } from '../../common/db/index.ts';
-import { notFound } from '../../common/errors.ts';
 import { filesOfMessage, unlinkFiles } from '../db/files.ts';
 import { lockGroup } from '../db/groups.ts';
 import {
@@ -12,6 +11,7 @@ import {
 import { isRecipient, recipientsOf } from '../db/message-recipients.ts';
 import type { MessageRow } from '../db/messages.ts';
 import type { Deps } from '../deps.ts';
+import { notFound } from '../errors.ts';
 import { withEvents } from '../messaging/append.ts';
 import { checkCoverage, type Envelope } from '../messaging/coverage.ts';
 import { devicesOf, fanOut, messageDeleted, messageEdited, receipt } from '../messaging/events.ts';

@@ -1,4 +1,3 @@
-import { rateLimited } from '../../common/errors.ts';
 import {
   clearLoginFailures,
   failureBudget,
@@ -7,6 +6,7 @@ import {
   recordLoginFailure,
 } from '../db/login-failures.ts';
 import type { Deps } from '../deps.ts';
+import { rateLimited } from '../errors.ts';
 
 /**
  * A password check under the failure budget of (username, the client's place), shared by login

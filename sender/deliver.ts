@@ -4,7 +4,7 @@ import type { Answer, ErrorClass } from './outcome.ts';
 import { BlockedAddressError, guardedConnector, pushUrl } from './ssrf.ts';
 import { webhookHeaders } from './webhook-signature.ts';
 
-export interface PushResult {
+interface PushResult {
   answer: Answer;
   durationMs: number;
   /** Short, loggable description of a failure (no bodies). */

@@ -61,7 +61,7 @@ export async function lockGroup(
   return { ...group, members: await memberIds(trx, groupId) };
 }
 
-export async function memberIds(q: Q, groupId: string): Promise<string[]> {
+async function memberIds(q: Q, groupId: string): Promise<string[]> {
   const rows: { user_id: string }[] = await q('group_members')
     .select('user_id')
     .where({ group_id: groupId })

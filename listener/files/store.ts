@@ -14,7 +14,7 @@ export interface FileStore {
 }
 
 /** 256 KiB rows: small enough to stream and to keep memory flat, large enough to keep row count low. */
-export const CHUNK_BYTES = 256 * 1024;
+const CHUNK_BYTES = 256 * 1024;
 
 /**
  * Bytes in PostgreSQL `file_chunks` rows. Every listener shares the database, so any listener

@@ -6,7 +6,7 @@ import { badRequest, unsupportedMediaType } from '../errors.ts';
 import { authenticate } from '../middleware/auth.ts';
 
 export type Ctx = ParameterizedContext<AppState, { deps: Deps }>;
-export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 type Schema = z.ZodType | undefined;
 type Out<S extends Schema> = S extends z.ZodType ? z.output<S> : undefined;

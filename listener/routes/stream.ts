@@ -4,7 +4,7 @@ import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 import { visiblePresence } from '../presence/state.ts';
 
-export const MAX_PRESENCE_USERS = 100;
+const MAX_PRESENCE_USERS = 100;
 
 const usernameList = z
   .string()

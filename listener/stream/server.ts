@@ -15,7 +15,7 @@ import { StreamConnection } from './connection.ts';
 import { CLOSE, MAX_CLIENT_FRAME_BYTES } from './frames.ts';
 import { LiveBus } from './live-bus.ts';
 
-export const STREAM_PATH = '/api/stream';
+const STREAM_PATH = '/api/stream';
 
 export interface LiveStream {
   /** Authenticated sockets on this listener. */

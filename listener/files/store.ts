@@ -3,7 +3,7 @@ import type { Db } from '../../common/db/index.ts';
 /**
  * Where file bytes live. The only module that knows; replace it to move bytes elsewhere
  * (object storage, …) without touching routes. Metadata (uploader, size, sha256, references)
- * stays in PostgreSQL (common/db/files.ts), and its `files` row exists before `write` starts.
+ * stays in PostgreSQL (listener/db/files.ts), and its `files` row exists before `write` starts.
  */
 export interface FileStore {
   /** Stores `chunks` as the bytes of file `id`, consuming them with backpressure. */

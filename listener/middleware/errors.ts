@@ -4,7 +4,7 @@ import { AppError, isUnavailableError, payloadTooLarge, unavailable } from '../e
 import { isTransientConflict } from '../http/route.ts';
 
 /**
- * The one `error` code each status carries unless a route names its own: what common/errors.ts's
+ * The one `error` code each status carries unless a route names its own: what listener/errors.ts's
  * helpers and this middleware produce (docs/API.md#error-codes; the OpenAPI document uses it too).
  */
 export const CODE_OF_STATUS: Record<number, string> = {

@@ -1,4 +1,4 @@
-import type { DeviceKey } from '../common/db/devices.ts';
+import type { DeviceKey } from './db/devices.ts';
 import type { Identity } from './deps.ts';
 
 export interface CachedSession {

@@ -1,21 +1,21 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { loadSigningKey } from '../common/crypto/signing-key.ts';
-import type { OutboxEntry } from '../common/db/inbox.ts';
 import { createDb, migrateLatest } from '../common/db/index.ts';
-import { pgFileStore } from '../common/files/store.ts';
 import type { Logger } from '../common/log.ts';
 import { listenerMetrics, serveMetrics } from '../common/metrics.ts';
-import { every } from '../common/periodic.ts';
 import { connectBroker } from '../common/queue/broker.ts';
-import { startOutboxRelay } from '../common/queue/relay.ts';
 import { createApp } from './app.ts';
 import { AuthCache } from './auth-cache.ts';
 import type { ListenerConfig } from './config.ts';
+import type { OutboxEntry } from './db/inbox.ts';
 import type { Deps } from './deps.ts';
+import { pgFileStore } from './files/store.ts';
 import { answerClientErrorsAsJson } from './http/client-errors.ts';
 import { cleanup } from './jobs/cleanup.ts';
 import { collectFiles } from './jobs/file-gc.ts';
+import { every } from './jobs/periodic.ts';
+import { startOutboxRelay } from './messaging/relay.ts';
 import { sendBatcher } from './messaging/send-batcher.ts';
 import { attachStream, type LiveStream } from './stream/server.ts';
 

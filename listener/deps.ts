@@ -1,10 +1,10 @@
-import type { OutboxEntry } from '../common/db/inbox.ts';
 import type { Db } from '../common/db/index.ts';
-import type { FileStore } from '../common/files/store.ts';
 import type { Logger } from '../common/log.ts';
 import type { ListenerMetrics } from '../common/metrics.ts';
 import type { AuthCache } from './auth-cache.ts';
 import type { ListenerConfig } from './config.ts';
+import type { OutboxEntry } from './db/inbox.ts';
+import type { FileStore } from './files/store.ts';
 import type { SendBatcher } from './messaging/send-batcher.ts';
 
 export interface Identity {

@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import nacl from 'tweetnacl';
 import { Agent, request } from 'undici';
-import { verifyWebhook } from '../common/crypto/webhook.ts';
+import { verifyWebhook } from '../sender/webhook-signature.ts';
 import { loadStackConfig } from './stack/config.ts';
 
 // The README's worked example, in one file. Usage (tsx scripts/example-send.ts …):

@@ -1,10 +1,10 @@
 import { Agent, request } from 'undici';
-import { webhookHeaders } from '../common/crypto/webhook.ts';
 import type { SenderConfig } from './config.ts';
 import type { Answer, ErrorClass } from './outcome.ts';
 import { BlockedAddressError, guardedConnector, pushUrl } from './ssrf.ts';
+import { webhookHeaders } from './webhook-signature.ts';
 
-export interface PushResult {
+interface PushResult {
   answer: Answer;
   durationMs: number;
   /** Short, loggable description of a failure (no bodies). */

@@ -48,7 +48,7 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
 }
 
 /** Exponential backoff: attempt n waits in [base, min(max, base·2^(n-1))]. */
-export function backoffMs(attempt: number, policy: RetryPolicy, random: () => number): number {
+function backoffMs(attempt: number, policy: RetryPolicy, random: () => number): number {
   const cap = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(attempt - 1, 40));
   if (!policy.jitter || cap <= policy.baseMs) return Math.max(cap, policy.baseMs);
   return Math.round(policy.baseMs + random() * (cap - policy.baseMs));

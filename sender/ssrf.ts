@@ -18,7 +18,7 @@ export class BlockedAddressError extends Error {
  * Teredo, which embed IPv4 addresses). ipaddr.js calls these plain unicast, yet no public
  * receiver lives there and some stacks route them to the IPv4 address they embed.
  */
-export const REFUSED_RANGES: readonly [string, string][] = [
+const REFUSED_RANGES: readonly [string, string][] = [
   // IPv4-compatible IPv6 (`::a.b.c.d`, `::7f00:1` = 127.0.0.1), deprecated by RFC 4291 …
   ['::/96', 'IPv4-compatible IPv6'],
   // … and the rest of the IETF-reserved 0000::/8 it sits in (IPv4-mapped is unwrapped first).
@@ -64,7 +64,7 @@ export function pushUrl(address: string): URL {
  * dns.lookup that refuses the whole name when any of its addresses is not public, so a name
  * with one public and one internal record cannot be used to reach the internal one.
  */
-export const guardedLookup: LookupFunction = (hostname, options, callback) => {
+const guardedLookup: LookupFunction = (hostname, options, callback) => {
   dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return callback(err, '', 0);
     const refused = addresses.find((a) => !isPublicAddress(a.address));

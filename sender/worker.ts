@@ -32,7 +32,7 @@ export interface SenderDeps {
   store?: DeliveryStore;
 }
 
-export function retryPolicy(config: SenderConfig): RetryPolicy {
+function retryPolicy(config: SenderConfig): RetryPolicy {
   return {
     baseMs: config.SENDER_RETRY_BASE_MS,
     maxMs: Math.max(config.SENDER_RETRY_BASE_MS, config.SENDER_RETRY_MAX_MS),
@@ -67,7 +67,7 @@ function parked(broker: Broker, d: Delivery, o: Outcome): Publication {
  * The broker message is acked (`ack`) only after the outcome is stored, so a crash at any point
  * means a redelivery (same webhook-id), never a lost delivery.
  */
-export async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => void): Promise<void> {
+async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => void): Promise<void> {
   const { db, broker, pusher } = deps;
   const store = deps.store ?? deliveryStore(db);
   const d = parseDelivery(msg.content);

@@ -27,7 +27,7 @@ const cacheKey = (target: Target) =>
  * Every device a message to `target` must be encrypted for: the recipients plus our own other
  * devices. Fetched from the directory on first use, then cached until the server says otherwise.
  */
-export async function recipientsOf(s: Session, target: Target, fresh = false): Promise<DeviceKey[]> {
+async function recipientsOf(s: Session, target: Target, fresh = false): Promise<DeviceKey[]> {
   const cached = fresh ? undefined : s.recipients.get(cacheKey(target));
   if (cached) return cached;
   const { username, deviceId } = s.identity;

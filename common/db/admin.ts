@@ -15,7 +15,7 @@ function databaseName(url: string): string {
 const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** Runs statements on the server's `postgres` database (CREATE/DROP DATABASE cannot run in the target). */
-export async function onServer(url: string, ...statements: string[]): Promise<pg.QueryResult[]> {
+async function onServer(url: string, ...statements: string[]): Promise<pg.QueryResult[]> {
   const client = new pg.Client({ connectionString: withDatabase(url, 'postgres') });
   await client.connect();
   try {

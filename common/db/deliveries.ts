@@ -1,11 +1,11 @@
 import { prepared, type Q } from './index.ts';
 
-export interface PushTarget {
+interface PushTarget {
   body: string;
   user_address: string | null;
 }
 
-export type AttemptOutcome = 'delivered' | 'retry' | 'gone' | 'dead';
+type AttemptOutcome = 'delivered' | 'retry' | 'gone' | 'dead';
 
 export interface AttemptRow {
   device_id: string;
@@ -21,14 +21,14 @@ export interface AttemptRow {
 }
 
 /** One delivery's key: which event of which device. */
-export interface DeliveryKey {
+interface DeliveryKey {
   device_id: string;
   seq: number;
   event_id: string;
 }
 
 /** findPushTarget for many deliveries in one round trip; results in the order of `keys`. */
-export async function findPushTargets(q: Q, keys: DeliveryKey[]): Promise<(PushTarget | undefined)[]> {
+async function findPushTargets(q: Q, keys: DeliveryKey[]): Promise<(PushTarget | undefined)[]> {
   const { rows } = await prepared<PushTarget & { i: string }>(
     q,
     `SELECT k.i, i.body, d.user_address
@@ -51,7 +51,7 @@ export async function findPushTargets(q: Q, keys: DeliveryKey[]): Promise<(PushT
  * given: the history of failures and retries stays queryable, while the common case (delivered at
  * once) writes one row less — at 1,000 msg/s that table would otherwise grow by ~600 M rows a week.
  */
-export async function recordOutcomes(q: Q, rows: (AttemptRow & { address: string })[]): Promise<void> {
+async function recordOutcomes(q: Q, rows: (AttemptRow & { address: string })[]): Promise<void> {
   const col = <K extends keyof (AttemptRow & { address: string })>(k: K) => rows.map((r) => r[k]);
   await prepared(
     q,

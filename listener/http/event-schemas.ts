@@ -21,7 +21,7 @@ const common = {
   from,
 };
 
-export const messageEvent = z
+const messageEvent = z
   .object({
     ...common,
     type: z.literal('message'),
@@ -34,7 +34,7 @@ export const messageEvent = z
   })
   .meta({ id: 'MessageEvent', description: 'a new message, its envelope for this device' });
 
-export const messageEditedEvent = z
+const messageEditedEvent = z
   .object({
     ...common,
     type: z.literal('message.edited'),
@@ -48,7 +48,7 @@ export const messageEditedEvent = z
   })
   .meta({ id: 'MessageEditedEvent', description: 'a message was edited: its new envelope for this device' });
 
-export const messageDeletedEvent = z
+const messageDeletedEvent = z
   .object({
     ...common,
     type: z.literal('message.deleted'),
@@ -61,7 +61,7 @@ export const messageDeletedEvent = z
   })
   .meta({ id: 'MessageDeletedEvent', description: 'a message was deleted; drop it' });
 
-export const receiptEvent = z
+const receiptEvent = z
   .object({
     ...common,
     type: z.literal('receipt'),
@@ -75,7 +75,7 @@ export const receiptEvent = z
   })
   .meta({ id: 'ReceiptEvent', description: '`from` received or read your message `message_id`' });
 
-export const groupUpdatedEvent = z
+const groupUpdatedEvent = z
   .object({
     ...common,
     type: z.literal('group.updated'),

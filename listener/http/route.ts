@@ -1,12 +1,12 @@
 import type Router from '@koa/router';
 import type { ParameterizedContext } from 'koa';
 import type { z } from 'zod';
-import { badRequest, unsupportedMediaType } from '../../common/errors.ts';
 import type { AppState, Deps } from '../deps.ts';
+import { badRequest, unsupportedMediaType } from '../errors.ts';
 import { authenticate } from '../middleware/auth.ts';
 
 export type Ctx = ParameterizedContext<AppState, { deps: Deps }>;
-export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 type Schema = z.ZodType | undefined;
 type Out<S extends Schema> = S extends z.ZodType ? z.output<S> : undefined;

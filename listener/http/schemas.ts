@@ -3,7 +3,7 @@ import { z } from 'zod';
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Decoded size of a canonical base64 string, without decoding it. */
-export function base64Size(s: string): number {
+function base64Size(s: string): number {
   return (s.length / 4) * 3 - (s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0);
 }
 

@@ -1,12 +1,12 @@
 import { pruneDeliveryAttempts } from '../../common/db/deliveries.ts';
-import { deleteInactiveDevices } from '../../common/db/devices.ts';
-import { deleteExpiredInbox } from '../../common/db/inbox.ts';
 import type { Db } from '../../common/db/index.ts';
-import { deleteStaleLoginFailures, failureBudget } from '../../common/db/login-failures.ts';
-import { releaseOldClientMessageIds } from '../../common/db/messages.ts';
-import { deleteExpiredSessions } from '../../common/db/sessions.ts';
 import type { Logger } from '../../common/log.ts';
 import type { ListenerConfig } from '../config.ts';
+import { deleteInactiveDevices } from '../db/devices.ts';
+import { deleteExpiredInbox } from '../db/inbox.ts';
+import { deleteStaleLoginFailures, failureBudget } from '../db/login-failures.ts';
+import { releaseOldClientMessageIds } from '../db/messages.ts';
+import { deleteExpiredSessions } from '../db/sessions.ts';
 
 /**
  * Expiry of undelivered events (INBOX_TTL_DAYS), sessions, login-failure windows, the 24 h

@@ -1,5 +1,5 @@
-import { deleteUnreferencedFiles } from '../../common/db/files.ts';
-import { deleteEmptyGroups } from '../../common/db/groups.ts';
+import { deleteUnreferencedFiles } from '../db/files.ts';
+import { deleteEmptyGroups } from '../db/groups.ts';
 import type { Deps } from '../deps.ts';
 
 /**

@@ -1,6 +1,6 @@
-import { appendEvents, fromRequest, type OutboxEntry } from '../../common/db/inbox.ts';
 import type { Tx } from '../../common/db/index.ts';
 import type { PendingEvent } from '../../common/events.ts';
+import { appendEvents, fromRequest, type OutboxEntry } from '../db/inbox.ts';
 import type { Deps } from '../deps.ts';
 
 /** Appends events inside the transaction of `withEvents`; returns how many were stored. */

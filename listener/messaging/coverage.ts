@@ -1,6 +1,6 @@
-import { type DeviceKey, deviceKeysByUser } from '../../common/db/devices.ts';
 import type { Q } from '../../common/db/index.ts';
-import { badRequest, conflict } from '../../common/errors.ts';
+import { type DeviceKey, deviceKeysByUser } from '../db/devices.ts';
+import { badRequest, conflict } from '../errors.ts';
 
 export interface Envelope {
   device_id: string;

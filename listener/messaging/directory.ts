@@ -1,6 +1,6 @@
-import { type DeviceKey, deviceKeysByUsername } from '../../common/db/devices.ts';
 import type { Db } from '../../common/db/index.ts';
 import type { AuthCache } from '../auth-cache.ts';
+import { type DeviceKey, deviceKeysByUsername } from '../db/devices.ts';
 
 /**
  * What a direct send checks its envelopes against: the recipient's id and the device directories

@@ -1,6 +1,6 @@
-import { deviceKeysByUser } from '../../common/db/devices.ts';
 import type { Q } from '../../common/db/index.ts';
 import type { Event, EventSender, PendingEvent } from '../../common/events.ts';
+import { deviceKeysByUser } from '../db/devices.ts';
 import type { Identity } from '../deps.ts';
 
 type Body = Omit<Event, 'id' | 'seq'>;

@@ -1,14 +1,14 @@
+import type { Db } from '../../common/db/index.ts';
+import type { Logger } from '../../common/log.ts';
 import {
   type AppendEvent,
   type Appended,
   appendEvents,
   type NewMessage,
   type OutboxEntry,
-} from '../../common/db/inbox.ts';
-import type { Db } from '../../common/db/index.ts';
-import type { Logger } from '../../common/log.ts';
-import type { Published } from '../../common/queue/relay.ts';
+} from '../db/inbox.ts';
 import { isTransientConflict } from '../http/route.ts';
+import type { Published } from './relay.ts';
 
 export interface SendJob {
   message: NewMessage;

@@ -1,8 +1,8 @@
-import { hashToken } from '../../common/crypto/tokens.ts';
-import { touchDevice } from '../../common/db/devices.ts';
-import { extendSession, findSession, type SessionLifetime } from '../../common/db/sessions.ts';
-import { unauthorized } from '../../common/errors.ts';
+import { hashToken } from '../crypto/tokens.ts';
+import { touchDevice } from '../db/devices.ts';
+import { extendSession, findSession, type SessionLifetime } from '../db/sessions.ts';
 import type { Identity } from '../deps.ts';
+import { unauthorized } from '../errors.ts';
 import type { Ctx } from '../http/route.ts';
 
 /** Activity is written at most this often per device, so reads do not each cost a write. */

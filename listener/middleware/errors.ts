@@ -1,10 +1,10 @@
 import type { Middleware } from 'koa';
-import { AppError, isUnavailableError, payloadTooLarge, unavailable } from '../../common/errors.ts';
 import type { AppState, Deps } from '../deps.ts';
+import { AppError, isUnavailableError, payloadTooLarge, unavailable } from '../errors.ts';
 import { isTransientConflict } from '../http/route.ts';
 
 /**
- * The one `error` code each status carries unless a route names its own: what common/errors.ts's
+ * The one `error` code each status carries unless a route names its own: what listener/errors.ts's
  * helpers and this middleware produce (docs/API.md#error-codes; the OpenAPI document uses it too).
  */
 export const CODE_OF_STATUS: Record<number, string> = {

@@ -29,7 +29,7 @@ interface Subscription {
   shown: Map<string, Shown>;
 }
 
-export function presenceFrame(username: string, online: boolean, since: string | null): string {
+function presenceFrame(username: string, online: boolean, since: string | null): string {
   return JSON.stringify({ type: 'presence', username, online, since });
 }
 

@@ -1,20 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import {
-  completeFile,
-  discardFile,
-  findReadableFile,
-  insertFile,
-  storedBytes,
-} from '../../common/db/files.ts';
-import {
-  AppError,
-  badRequest,
-  notFound,
-  payloadTooLarge,
-  unsupportedMediaType,
-} from '../../common/errors.ts';
+import { completeFile, discardFile, findReadableFile, insertFile, storedBytes } from '../db/files.ts';
+import { AppError, badRequest, notFound, payloadTooLarge, unsupportedMediaType } from '../errors.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 

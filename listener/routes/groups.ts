@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { GroupSummary } from '../../common/client/types.ts';
 import { ENVELOPE_LIMIT } from '../../common/config.ts';
-import type { PublicCursor } from '../../common/db/groups.ts';
+import type { PublicCursor } from '../db/groups.ts';
 import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 import { createGroup, type GroupDetail, getGroup, listGroups } from '../use-cases/groups.ts';

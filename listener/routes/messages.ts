@@ -1,16 +1,10 @@
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { linkFiles, lockOwnFiles } from '../../common/db/files.ts';
-import { lockGroup } from '../../common/db/groups.ts';
-import {
-  type AppendEvent,
-  ackInbox,
-  appendEvents,
-  type NewMessage,
-  readInbox,
-} from '../../common/db/inbox.ts';
-import { findByClientMessageId, releaseClientMessageId } from '../../common/db/messages.ts';
-import { AppError, notFound, unavailable } from '../../common/errors.ts';
+import { linkFiles, lockOwnFiles } from '../db/files.ts';
+import { lockGroup } from '../db/groups.ts';
+import { type AppendEvent, ackInbox, appendEvents, type NewMessage, readInbox } from '../db/inbox.ts';
+import { findByClientMessageId, releaseClientMessageId } from '../db/messages.ts';
+import { AppError, notFound, unavailable } from '../errors.ts';
 import { eventPage } from '../http/event-schemas.ts';
 import { type Ctx, route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';

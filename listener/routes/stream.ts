@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { AppError } from '../../common/errors.ts';
+import { AppError } from '../errors.ts';
 import { route } from '../http/route.ts';
 import * as s from '../http/schemas.ts';
 import { visiblePresence } from '../presence/state.ts';
 
-export const MAX_PRESENCE_USERS = 100;
+const MAX_PRESENCE_USERS = 100;
 
 const usernameList = z
   .string()

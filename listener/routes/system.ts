@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { unavailable } from '../../common/errors.ts';
+import { unavailable } from '../errors.ts';
 import { route } from '../http/route.ts';
 
 export const systemRoutes = [

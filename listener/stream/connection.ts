@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WebSocket } from 'ws';
-import { ackInbox, readInbox } from '../../common/db/inbox.ts';
-import { isUnavailableError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
+import { ackInbox, readInbox } from '../db/inbox.ts';
 import type { Deps, Identity } from '../deps.ts';
+import { isUnavailableError } from '../errors.ts';
 import { identify } from '../middleware/auth.ts';
 import { CLOSE, eventFrame, parseClientFrame } from './frames.ts';
 

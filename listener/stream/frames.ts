@@ -5,7 +5,7 @@ import * as s from '../http/schemas.ts';
 export const MAX_CLIENT_FRAME_BYTES = 64 * 1024;
 
 /** Usernames one presence.subscribe frame may name (docs/API.md#presence). */
-export const MAX_PRESENCE_SUBSCRIPTION = 500;
+const MAX_PRESENCE_SUBSCRIPTION = 500;
 
 const clientFrame = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(512) }),
@@ -15,7 +15,7 @@ const clientFrame = z.discriminatedUnion('type', [
     users: z.array(s.username).max(MAX_PRESENCE_SUBSCRIPTION),
   }),
 ]);
-export type ClientFrame = z.output<typeof clientFrame>;
+type ClientFrame = z.output<typeof clientFrame>;
 
 /** Close codes the server uses (1000-1015 are RFC 6455; 4000-4999 are ours). */
 export const CLOSE = {

@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { beatStreams, liveTokenHashes, staleStreamUsers } from '../../common/db/presence.ts';
-import { isUnavailableError } from '../../common/errors.ts';
-import { every } from '../../common/periodic.ts';
 import { topology } from '../../common/queue/topology.ts';
+import { beatStreams, liveTokenHashes, staleStreamUsers } from '../db/presence.ts';
 import type { Deps } from '../deps.ts';
+import { isUnavailableError } from '../errors.ts';
+import { every } from '../jobs/periodic.ts';
 import { bearerToken, identify } from '../middleware/auth.ts';
 import { clientIpResolver } from '../middleware/client-ip.ts';
 import { PresenceAnnouncer } from '../presence/announcer.ts';
@@ -15,7 +15,7 @@ import { StreamConnection } from './connection.ts';
 import { CLOSE, MAX_CLIENT_FRAME_BYTES } from './frames.ts';
 import { LiveBus } from './live-bus.ts';
 
-export const STREAM_PATH = '/api/stream';
+const STREAM_PATH = '/api/stream';
 
 export interface LiveStream {
   /** Authenticated sockets on this listener. */

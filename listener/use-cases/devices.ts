@@ -4,10 +4,10 @@ import {
   findDevice,
   listDevicesWithSessions,
   updateDevice,
-} from '../../common/db/devices.ts';
-import { requeueInbox } from '../../common/db/inbox.ts';
-import { notFound } from '../../common/errors.ts';
+} from '../db/devices.ts';
+import { requeueInbox } from '../db/inbox.ts';
 import type { Deps } from '../deps.ts';
+import { notFound } from '../errors.ts';
 import { withEvents } from '../messaging/append.ts';
 import type { Actor } from './caller.ts';
 

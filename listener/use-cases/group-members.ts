@@ -1,14 +1,8 @@
-import {
-  addMembers,
-  countMembershipChange,
-  deleteGroup,
-  lockGroup,
-  removeMember,
-} from '../../common/db/groups.ts';
 import type { Tx } from '../../common/db/index.ts';
-import { findUserByUsername } from '../../common/db/users.ts';
-import { forbidden, notFound, rateLimited } from '../../common/errors.ts';
+import { addMembers, countMembershipChange, deleteGroup, lockGroup, removeMember } from '../db/groups.ts';
+import { findUserByUsername } from '../db/users.ts';
 import type { Deps, Identity } from '../deps.ts';
+import { forbidden, notFound, rateLimited } from '../errors.ts';
 import { type Append, withEvents } from '../messaging/append.ts';
 import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
 import type { Actor } from './caller.ts';

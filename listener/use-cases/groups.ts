@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { GroupSummary } from '../../common/client/types.ts';
-import { type DeviceKey, deviceKeysByUser } from '../../common/db/devices.ts';
+import type { Tx } from '../../common/db/index.ts';
+import { type DeviceKey, deviceKeysByUser } from '../db/devices.ts';
 import {
   addMembers,
   findGroup,
@@ -11,11 +12,10 @@ import {
   membersWithNames,
   type PublicCursor,
   searchPublicGroups,
-} from '../../common/db/groups.ts';
-import type { Tx } from '../../common/db/index.ts';
-import { findUsersByUsernames, lockUsers } from '../../common/db/users.ts';
-import { AppError, conflict, notFound } from '../../common/errors.ts';
+} from '../db/groups.ts';
+import { findUsersByUsernames, lockUsers } from '../db/users.ts';
 import type { Deps } from '../deps.ts';
+import { AppError, conflict, notFound } from '../errors.ts';
 import { withEvents } from '../messaging/append.ts';
 import { devicesOf, fanOut, groupUpdated } from '../messaging/events.ts';
 import type { Actor } from './caller.ts';

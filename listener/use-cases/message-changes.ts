@@ -1,17 +1,17 @@
-import { filesOfMessage, unlinkFiles } from '../../common/db/files.ts';
-import { lockGroup } from '../../common/db/groups.ts';
 import type { Tx } from '../../common/db/index.ts';
+import { filesOfMessage, unlinkFiles } from '../db/files.ts';
+import { lockGroup } from '../db/groups.ts';
 import {
   dropUndeliveredCopies,
   findMessage,
   lockMessage,
   markDeleted,
   markEdited,
-} from '../../common/db/message-changes.ts';
-import { isRecipient, recipientsOf } from '../../common/db/message-recipients.ts';
-import type { MessageRow } from '../../common/db/messages.ts';
-import { notFound } from '../../common/errors.ts';
+} from '../db/message-changes.ts';
+import { isRecipient, recipientsOf } from '../db/message-recipients.ts';
+import type { MessageRow } from '../db/messages.ts';
 import type { Deps } from '../deps.ts';
+import { notFound } from '../errors.ts';
 import { withEvents } from '../messaging/append.ts';
 import { checkCoverage, type Envelope } from '../messaging/coverage.ts';
 import { devicesOf, fanOut, messageDeleted, messageEdited, receipt } from '../messaging/events.ts';

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
-import { hashToken, newToken } from '../../common/crypto/tokens.ts';
-import { countDevices, findDevice, insertDevice, updateDevice } from '../../common/db/devices.ts';
-import { requeueInbox } from '../../common/db/inbox.ts';
-import { endSession, openSession } from '../../common/db/sessions.ts';
-import { findUserByUsername, lockUser } from '../../common/db/users.ts';
-import { AppError, conflict, notFound } from '../../common/errors.ts';
+import { hashPassword, verifyPassword } from '../crypto/password.ts';
+import { hashToken, newToken } from '../crypto/tokens.ts';
+import { countDevices, findDevice, insertDevice, updateDevice } from '../db/devices.ts';
+import { requeueInbox } from '../db/inbox.ts';
+import { endSession, openSession } from '../db/sessions.ts';
+import { findUserByUsername, lockUser } from '../db/users.ts';
 import type { Deps } from '../deps.ts';
+import { AppError, conflict, notFound } from '../errors.ts';
 import { withEvents } from '../messaging/append.ts';
 import { sessionLifetime } from '../middleware/auth.ts';
-import { withinPasswordBudget } from '../middleware/password-budget.ts';
 import type { Actor, Caller } from './caller.ts';
+import { withinPasswordBudget } from './password-budget.ts';
 
 const invalidCredentials = () => new AppError(401, 'invalid_credentials', 'wrong username or password');
 

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { hashPassword, verifyPassword } from '../../common/crypto/password.ts';
-import { type DeviceKey, deviceKeysByUser } from '../../common/db/devices.ts';
 import { isUniqueViolation } from '../../common/db/index.ts';
-import { endOtherSessions } from '../../common/db/sessions.ts';
+import { hashPassword, verifyPassword } from '../crypto/password.ts';
+import { type DeviceKey, deviceKeysByUser } from '../db/devices.ts';
+import { endOtherSessions } from '../db/sessions.ts';
 import {
   deleteUser,
   findUserById,
@@ -10,13 +10,13 @@ import {
   insertUser,
   type UserRow,
   updateUser,
-} from '../../common/db/users.ts';
-import { badRequest, conflict, forbidden, notFound, unauthorized } from '../../common/errors.ts';
+} from '../db/users.ts';
 import type { Deps } from '../deps.ts';
+import { badRequest, conflict, forbidden, notFound, unauthorized } from '../errors.ts';
 import { withEvents } from '../messaging/append.ts';
 import { fanOut, groupUpdated } from '../messaging/events.ts';
-import { withinPasswordBudget } from '../middleware/password-budget.ts';
 import type { Actor } from './caller.ts';
+import { withinPasswordBudget } from './password-budget.ts';
 
 export interface Profile {
   user_id: string;

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { HttpToolChoice } from './ceilings/index.ts';
 import { DEFAULT_DEPLOYMENTS, type Deployment, parseDeployments } from './projection.ts';
 
-export type Phase = 'raw' | 'closed' | 'open' | 'scale' | 'soak';
+type Phase = 'raw' | 'closed' | 'open' | 'scale' | 'soak';
 const PHASES: Phase[] = ['raw', 'closed', 'open', 'scale', 'soak'];
 
 export interface BenchArgs {

@@ -3,7 +3,7 @@ import { metricsText, sumSamples } from './procs.ts';
 import { round, sleep } from './stats.ts';
 
 /** Process groups that are the system under test (the `bench` group is the load generator and sinks). */
-export const SERVER_GROUPS = ['listeners', 'senders', 'postgres', 'rabbitmq', 'nginx'] as const;
+const SERVER_GROUPS = ['listeners', 'senders', 'postgres', 'rabbitmq', 'nginx'] as const;
 
 /** Counters scraped from each listener's and sender's metrics port. */
 const AMQP_PUBLISHES = 'messenger_amqp_publishes_total';

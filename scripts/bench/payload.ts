@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import nacl from 'tweetnacl';
 
 /** Every stage is measured with the same message: 1 KiB of plaintext, boxed for one device. */
-export const PLAINTEXT_BYTES = 1024;
+const PLAINTEXT_BYTES = 1024;
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64');
 

@@ -8,8 +8,8 @@ import { round } from './stats.ts';
  * stays what this machine measured.
  */
 
-export const ROLES = ['listeners', 'senders', 'postgres', 'rabbitmq', 'nginx'] as const;
-export type Role = (typeof ROLES)[number];
+const ROLES = ['listeners', 'senders', 'postgres', 'rabbitmq', 'nginx'] as const;
+type Role = (typeof ROLES)[number];
 
 /** Cores per role. */
 export interface Deployment extends Record<Role, number> {
@@ -17,7 +17,7 @@ export interface Deployment extends Record<Role, number> {
 }
 
 /** `k/m/p/r/n`: listener, sender, PostgreSQL, RabbitMQ and nginx cores (n defaults to 1). */
-export function parseDeployment(text: string): Deployment {
+function parseDeployment(text: string): Deployment {
   const n = text.split('/').map(Number);
   if ((n.length !== 4 && n.length !== 5) || n.some((x) => !Number.isFinite(x) || x <= 0))
     throw new Error(`a deployment is listeners/senders/postgres/rabbitmq[/nginx] cores, got ${text}`);
@@ -39,7 +39,7 @@ export function parseDeployments(text: string): Deployment[] {
 /** Close to this machine (a sanity check against the measurement), then two larger clusters. */
 export const DEFAULT_DEPLOYMENTS: Deployment[] = parseDeployments('2/1/2/1/1,8/4/16/4/2,32/16/32/8/8');
 
-export interface ProjectionRow {
+interface ProjectionRow {
   deployment: Deployment;
   /** Messages/s each role's cores allow (cores × 1000 ÷ its CPU ms per message). */
   allows: Record<Role, number>;

@@ -32,7 +32,7 @@ export interface StartCommand {
 /** A request that was answered 2xx with a message id: [message_id, start epoch ms]. */
 export type Accepted = [messageId: string, startedAt: number];
 
-export interface ProgressReport {
+interface ProgressReport {
   type: 'progress';
   ok: number;
   errors: number;

@@ -13,7 +13,7 @@ export interface SoakSample {
   heapUsedKiB: Record<string, number | null>;
 }
 
-export interface ScaleStep {
+interface ScaleStep {
   listeners: number;
   result: PhaseResult;
 }
@@ -50,7 +50,7 @@ const ratio = (a: number | undefined, b: number | undefined) =>
   a === undefined || b === undefined || !b || !Number.isFinite(a) ? '–' : `${Math.round((a / b) * 100)} %`;
 
 /** The slowest raw stage: what a delivered event/s can at best reach on this machine. */
-export function slowestStage(c: Ceilings): { name: string; perSec: number } {
+function slowestStage(c: Ceilings): { name: string; perSec: number } {
   const stages: [string, number][] = [
     ['PostgreSQL send statement', c.postgres],
     ['RabbitMQ confirmed publish', c.rabbitmq],
@@ -68,7 +68,7 @@ export function slowestStage(c: Ceilings): { name: string; perSec: number } {
  * publishes — delivery and live wake-up — one TLS proxied request, one push POST), the machine
  * would deliver 1 / Σ(work / ceiling) per second: the bound for any implementation on these cores.
  */
-export function sharedCeiling(c: Ceilings): number {
+function sharedCeiling(c: Ceilings): number {
   return 1 / (1 / c.postgres + 2 / c.rabbitmq + 1 / c.nginx + 1 / c.sink);
 }
 

@@ -17,7 +17,7 @@ const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64');
 const PASSWORD = 'bench password, not a secret';
 
 /** HTTPS to the stack's nginx on 127.0.0.1 (its certificate is self-signed). */
-export function benchAgent(): Agent {
+function benchAgent(): Agent {
   return new Agent({ connect: { rejectUnauthorized: false }, connections: 16 });
 }
 

@@ -8,7 +8,7 @@ const MESSAGE_ID = /"message_id":"([^"]+)"/;
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 /** What the sinks saw during one phase. Arrivals are matched to sends by message id. */
-export class Arrivals {
+class Arrivals {
   /** event id → [message id, first arrival epoch ms]. */
   readonly events = new Map<string, [string, number]>();
   posts = 0;

@@ -9,7 +9,7 @@ import { deleteTopology } from '../../common/queue/topology.ts';
 import { ROOT, type Stack, startStack } from '../stack/index.ts';
 import { viaLocalSocket } from '../stack/services.ts';
 
-export interface BenchProcess {
+interface BenchProcess {
   name: string;
   pid: number;
   /** Its Prometheus endpoint on 127.0.0.1 (heap in use during the soak). */

@@ -12,7 +12,7 @@ export interface EventContext {
 }
 
 /** Who joined and who left, from two rosters. */
-export function rosterChange(change: NonNullable<EventContext['change']>) {
+function rosterChange(change: NonNullable<EventContext['change']>) {
   const before = new Set(change.before?.members ?? []);
   const after = new Set(change.after?.members ?? []);
   return {

@@ -13,7 +13,7 @@ export interface CliState {
 /** Messages whose attachments are remembered; the oldest are forgotten first. */
 const KEEP_FILES = 500;
 
-export const statePath = (profilePath: string) => `${resolve(profilePath).replace(/\.json$/, '')}.state.json`;
+const statePath = (profilePath: string) => `${resolve(profilePath).replace(/\.json$/, '')}.state.json`;
 
 export function readState(profilePath: string): CliState {
   try {

@@ -8,12 +8,10 @@ import { Agent, request } from 'undici';
 import { checkConfig, type EdgeLimits, nginxArgs, writeNativeConfig } from './nginx.ts';
 import { freePort, killPid, logFile, type Proc, spawnProc, stopAll, stopPid, waitFor } from './processes.ts';
 
-export type { EdgeLimits } from './nginx.ts';
-
 const execFileP = promisify(execFile);
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-export const DEFAULT_LIMITS: EdgeLimits = {
+const DEFAULT_LIMITS: EdgeLimits = {
   ratePerSecond: 100,
   burst: 1000,
   authPerMinute: 60,
@@ -59,7 +57,7 @@ export interface StackOptions {
   log?: (msg: string) => void;
 }
 
-export interface StackProc {
+interface StackProc {
   index: number;
   name: string;
   pid: number;

@@ -63,7 +63,7 @@ export function http2Vars(version: [number, number, number]): {
     : { EDGE_LISTEN_HTTP2: ' http2', EDGE_HTTP2: '' };
 }
 
-export function limitVars(l: EdgeLimits): Record<string, string> {
+function limitVars(l: EdgeLimits): Record<string, string> {
   return {
     EDGE_RATE: `${l.ratePerSecond}r/s`,
     EDGE_BURST: String(l.burst),

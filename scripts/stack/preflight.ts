@@ -17,7 +17,7 @@ export const POSTGRES: Requirement = { command: 'pg_ctlcluster', pkg: 'postgresq
 export const RABBITMQ: Requirement = { command: 'rabbitmq-server', pkg: 'rabbitmq-server' };
 
 /** Whether `command` (a name looked up on PATH, or a path) is an executable file. */
-export function onPath(command: string, path = process.env.PATH ?? ''): boolean {
+function onPath(command: string, path = process.env.PATH ?? ''): boolean {
   const candidates = isAbsolute(command) ? [command] : path.split(delimiter).map((d) => join(d, command));
   return candidates.some((file) => {
     try {
@@ -39,7 +39,7 @@ export interface InstallPolicy {
 }
 
 /** The one line that tells a user what to install, when the stack will not (or cannot). */
-export function installHint(missing: Requirement[]): string {
+function installHint(missing: Requirement[]): string {
   const pkgs = [...new Set(missing.map((r) => r.pkg))].join(' ');
   const what = missing.map((r) => (r.command === r.pkg ? r.pkg : `${r.command} (package ${r.pkg})`));
   return `${what.join(', ')} not installed: run \`sudo apt-get update && sudo apt-get install -y ${pkgs}\`, then npm run stack again`;

@@ -23,7 +23,7 @@ export interface SpawnSpec {
   marker: string;
 }
 
-export const pidDir = (runDir: string) => join(runDir, 'pids');
+const pidDir = (runDir: string) => join(runDir, 'pids');
 export const logFile = (runDir: string, name: string) => join(runDir, 'logs', `${name}.log`);
 
 /**
@@ -50,7 +50,7 @@ export async function spawnProc(runDir: string, spec: SpawnSpec): Promise<Proc> 
 }
 
 /** True while `pid` runs and its command line still contains `marker`. */
-export function isOurs(pid: number, marker: string): boolean {
+function isOurs(pid: number, marker: string): boolean {
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
     return cmdline.includes(marker);
@@ -164,7 +164,7 @@ export async function freePortRange(n: number, host = '127.0.0.1'): Promise<numb
 }
 
 /** Last lines of a process's log, for error messages. */
-export function tail(runDir: string, name: string, lines = 20): string {
+function tail(runDir: string, name: string, lines = 20): string {
   try {
     return readFileSync(logFile(runDir, name), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { verifyWebhook } from '../../common/crypto/webhook.ts';
 import { listAttempts } from '../../common/db/deliveries.ts';
+import { verifyWebhook } from '../../sender/webhook-signature.ts';
 import { decrypt, login } from '../helpers/people.ts';
 import { type DeliveryStack, eventually, startDeliveryStack, type TestSender } from '../helpers/sender.ts';
 import { type Sink, startSink } from '../helpers/sink.ts';

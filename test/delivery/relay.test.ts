@@ -6,8 +6,8 @@ import { createDb, type Db } from '../../common/db/index.ts';
 import { createLogger } from '../../common/log.ts';
 import { type Broker, connectBroker } from '../../common/queue/broker.ts';
 import { parseDelivery } from '../../common/queue/messages.ts';
-import { relayBatch, startOutboxRelay } from '../../common/queue/relay.ts';
 import { deleteTopology, topology } from '../../common/queue/topology.ts';
+import { relayBatch, startOutboxRelay } from '../../listener/messaging/relay.ts';
 import { testConfig } from '../helpers/env.ts';
 import { eventually, isolatedDatabase } from '../helpers/sender.ts';
 

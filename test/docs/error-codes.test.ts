@@ -34,14 +34,13 @@ function codesInSource(): Map<string, string> {
     /new AppError\(\s*\d{3},\s*'(\w+)'/g,
     /\bconflict\(\s*'(\w+)'/g,
     /\b(?:forbidden|notFound|unauthorized)\(\s*(?:'[^']*'|`[^`]*`),\s*'(\w+)'\s*\)/g,
-    /\bcode = '(\w+)'/g, // defaults of the helpers in common/errors.ts
+    /\bcode = '(\w+)'/g, // defaults of the helpers in listener/errors.ts
     /^\s+\d{3}: '(\w+)',$/gm, // status → code maps
     /\[\s*\d{3},\s*'[^']*',\s*'(\w+)'/g, // listener/http/client-errors.ts
     /refuse\(\s*socket,\s*\d{3},\s*'(\w+)'/g, // listener/stream/server.ts
     /"error":"(\w+)"/g, // nginx templates
   ];
   const files = [
-    'common/errors.ts',
     ...filesUnder('listener', /\.ts$/).filter((f) => f !== 'listener/http/openapi.ts'),
     ...filesUnder('nginx', /\.(template|conf)$/),
   ];

@@ -5,7 +5,7 @@ import type { Device } from '../helpers/people.ts';
 import type { Boxes, World } from './world.ts';
 
 /** One HTTP exchange of a send: an answer (status, error code) or a transport error. */
-export interface Attempt {
+interface Attempt {
   /** Date.now() when the request was sent and when its answer (or error) came. */
   at: number;
   end: number;
@@ -60,7 +60,7 @@ const IMPATIENT_ATTEMPTS = 1;
 const IMPATIENT_EVERY = 8;
 
 /** The answer may have been produced after the listener stored the message (or nobody knows). */
-export function ambiguous(a: Attempt): boolean {
+function ambiguous(a: Attempt): boolean {
   return a.transport !== undefined || a.status === 502 || a.status === 504 || (a.status ?? 0) >= 600;
 }
 

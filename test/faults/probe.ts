@@ -26,7 +26,7 @@ export interface Target {
  * One GET (default /api/ready), bounded: it must answer even during an outage (no answer in 8 s
  * counts as a hang).
  */
-export async function ready(
+async function ready(
   url: string,
   dispatcher?: Dispatcher,
   path = '/api/ready',

@@ -26,7 +26,7 @@ const pgArgs = (action: 'start' | 'stop') => {
   return ['--skip-systemctl-redirect', version, name, action, ...(action === 'stop' ? ['-m', 'fast'] : [])];
 };
 
-export async function postgresUp(): Promise<boolean> {
+async function postgresUp(): Promise<boolean> {
   const c = new pg.Client({ connectionString: testConfig().DATABASE_URL, connectionTimeoutMillis: 2_000 });
   try {
     await c.connect();
@@ -39,7 +39,7 @@ export async function postgresUp(): Promise<boolean> {
   }
 }
 
-export async function rabbitmqUp(): Promise<boolean> {
+async function rabbitmqUp(): Promise<boolean> {
   try {
     const conn = await amqp.connect(testConfig().AMQP_URL, { timeout: 2_000 });
     await conn.close();

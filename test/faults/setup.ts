@@ -9,7 +9,7 @@ import { collect, type Received, tally } from './tally.ts';
 import type { Boxes, World } from './world.ts';
 
 /** Retries fast enough to fit the run: 200 ms … 2 s, and a 10 s window the sink-503 phase outlasts. */
-export const faultEnv: Record<string, string> = {
+const faultEnv: Record<string, string> = {
   SENDER_RETRY_BASE_MS: '200',
   SENDER_RETRY_MAX_MS: '2000',
   SENDER_RETRY_WINDOW_MS: '10000',

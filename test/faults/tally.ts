@@ -69,7 +69,7 @@ export async function collect(
   return received;
 }
 
-export interface Row {
+interface Row {
   phase: string;
   sent: number;
   acked: number;

@@ -41,7 +41,7 @@ export interface TestSender {
   kill(): Promise<void>;
 }
 
-export const fastRetries: Record<string, string> = {
+const fastRetries: Record<string, string> = {
   SENDER_RETRY_BASE_MS: '100',
   SENDER_RETRY_MAX_MS: '400',
   SENDER_RETRY_JITTER: 'false',

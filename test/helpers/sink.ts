@@ -25,7 +25,7 @@ export interface SinkRequest {
   json(): any;
 }
 
-export interface SinkAnswer {
+interface SinkAnswer {
   /** Default 200. */
   status?: number;
   /** Sent as the Retry-After header (seconds or an HTTP date). */

@@ -95,14 +95,14 @@ export function hostileString(v: Vocabulary): fc.Arbitrary<string> {
   );
 }
 
-export const hostileNumber = fc.oneof(
+const hostileNumber = fc.oneof(
   fc.integer(),
   fc.double({ noNaN: true }),
   fc.constantFrom(-1, 0, 1, 1.5, -0, 500, 501, 2 ** 53, 2 ** 63, 1e308, Number.MAX_SAFE_INTEGER + 2),
 );
 
 /** An object with own, enumerable keys even for `__proto__`, so JSON.stringify writes them. */
-export function objectOf(entries: [string, unknown][]): Record<string, unknown> {
+function objectOf(entries: [string, unknown][]): Record<string, unknown> {
   const o: Record<string, unknown> = {};
   for (const [k, val] of entries)
     Object.defineProperty(o, k, { value: val, enumerable: true, configurable: true, writable: true });

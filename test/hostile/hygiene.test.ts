@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { hashPassword } from '../../common/crypto/password.ts';
 import { loadListenerConfig } from '../../listener/config.ts';
+import { hashPassword } from '../../listener/crypto/password.ts';
 import { testEnv } from '../helpers/env.ts';
 import { useListener } from '../helpers/listener.ts';
 import { type Device, person } from '../helpers/people.ts';

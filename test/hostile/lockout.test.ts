@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import nacl from 'tweetnacl';
-import { failureSource } from '../../common/db/login-failures.ts';
 import { loadListenerConfig } from '../../listener/config.ts';
+import { failureSource } from '../../listener/db/login-failures.ts';
 import { testEnv } from '../helpers/env.ts';
 import { useListener } from '../helpers/listener.ts';
 import { register } from '../helpers/people.ts';

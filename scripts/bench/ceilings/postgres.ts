@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { dropDatabase, freshDatabase, withDatabase } from '../../../common/db/admin.ts';
-import { appendStatement } from '../../../common/db/inbox.ts';
 import { statement } from '../../../common/db/index.ts';
+import { appendStatement } from '../../../listener/db/inbox.ts';
 
 /** The listener's default, so the ceiling runs the same quota check. */
 const INBOX_MAX_EVENTS = 10_000;

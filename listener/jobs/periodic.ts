@@ -1,4 +1,4 @@
-import type { Logger } from './log.ts';
+import type { Logger } from '../../common/log.ts';
 
 /**
  * Runs `task` every `intervalMs` (never overlapping itself) until stopped. Failures are logged

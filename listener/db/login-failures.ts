@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import type { Q } from './index.ts';
+import type { Q } from '../../common/db/index.ts';
 
 /**
  * Failed password checks are counted twice: per (username, place) with a small budget, and per

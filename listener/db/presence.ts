@@ -1,4 +1,4 @@
-import type { Q } from './index.ts';
+import type { Q } from '../../common/db/index.ts';
 
 export interface OpenStream {
   streamId: string;

@@ -1,9 +1,9 @@
+import { type Db, prepared, quickTransaction } from '../../common/db/index.ts';
+import type { Logger } from '../../common/log.ts';
+import type { Broker, Publication } from '../../common/queue/broker.ts';
+import type { Delivery, LiveSignal } from '../../common/queue/messages.ts';
 import type { OutboxEntry } from '../db/inbox.ts';
-import { type Db, prepared, quickTransaction } from '../db/index.ts';
-import type { Logger } from '../log.ts';
-import { every } from '../periodic.ts';
-import type { Broker, Publication } from './broker.ts';
-import type { Delivery, LiveSignal } from './messages.ts';
+import { every } from '../jobs/periodic.ts';
 
 /** How long confirmed rows wait for a send statement to delete them along with its writes. */
 const DELETE_AFTER_MS = 50;

@@ -4,9 +4,9 @@ import {
   failureSource,
   loginLockedFor,
   recordLoginFailure,
-} from '../../common/db/login-failures.ts';
-import { rateLimited } from '../../common/errors.ts';
+} from '../db/login-failures.ts';
 import type { Deps } from '../deps.ts';
+import { rateLimited } from '../errors.ts';
 
 /**
  * A password check under the failure budget of (username, the client's place), shared by login

@@ -1,6 +1,6 @@
 // The wire shape of a listed group (GET /api/groups) is the row these queries select.
-import type { GroupSummary } from '../client/types.ts';
-import type { Q, Tx } from './index.ts';
+import type { GroupSummary } from '../../common/client/types.ts';
+import type { Q, Tx } from '../../common/db/index.ts';
 
 export interface GroupRow {
   id: string;
@@ -61,7 +61,7 @@ export async function lockGroup(
   return { ...group, members: await memberIds(trx, groupId) };
 }
 
-export async function memberIds(q: Q, groupId: string): Promise<string[]> {
+async function memberIds(q: Q, groupId: string): Promise<string[]> {
   const rows: { user_id: string }[] = await q('group_members')
     .select('user_id')
     .where({ group_id: groupId })

@@ -1,4 +1,4 @@
-import type { Q } from './index.ts';
+import type { Q } from '../../common/db/index.ts';
 
 export async function recipientsOf(q: Q, messageId: string): Promise<string[]> {
   const rows: { user_id: string }[] = await q('message_recipients')

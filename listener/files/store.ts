@@ -1,9 +1,9 @@
-import type { Db } from '../db/index.ts';
+import type { Db } from '../../common/db/index.ts';
 
 /**
  * Where file bytes live. The only module that knows; replace it to move bytes elsewhere
  * (object storage, …) without touching routes. Metadata (uploader, size, sha256, references)
- * stays in PostgreSQL (common/db/files.ts), and its `files` row exists before `write` starts.
+ * stays in PostgreSQL (listener/db/files.ts), and its `files` row exists before `write` starts.
  */
 export interface FileStore {
   /** Stores `chunks` as the bytes of file `id`, consuming them with backpressure. */
@@ -14,7 +14,7 @@ export interface FileStore {
 }
 
 /** 256 KiB rows: small enough to stream and to keep memory flat, large enough to keep row count low. */
-export const CHUNK_BYTES = 256 * 1024;
+const CHUNK_BYTES = 256 * 1024;
 
 /**
  * Bytes in PostgreSQL `file_chunks` rows. Every listener shares the database, so any listener

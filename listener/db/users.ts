@@ -1,4 +1,4 @@
-import type { Q, Tx } from './index.ts';
+import type { Q, Tx } from '../../common/db/index.ts';
 
 export interface UserRow {
   id: string;

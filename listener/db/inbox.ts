@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
-import type { PendingEvent } from '../events.ts';
-import { prepared, type Q } from './index.ts';
+import { prepared, type Q } from '../../common/db/index.ts';
+import type { PendingEvent } from '../../common/events.ts';
 import type { MessageRow } from './messages.ts';
 
 /** A new message row, stored by `appendEvents` in the same statement as its events. */

@@ -1,4 +1,4 @@
-import { prepared, type Q } from './index.ts';
+import { prepared, type Q } from '../../common/db/index.ts';
 
 export interface DeviceRow {
   id: string;

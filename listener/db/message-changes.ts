@@ -1,4 +1,4 @@
-import type { Q, Tx } from './index.ts';
+import type { Q, Tx } from '../../common/db/index.ts';
 import type { MessageRow } from './messages.ts';
 
 /** The message, locked against concurrent edits and deletes until the transaction ends. */

@@ -8,15 +8,24 @@ interface Migration {
   down?(db: Knex): Promise<void>;
 }
 
-/** Numbered files in ./migrations (`001-core.ts`, …) applied in name order, run from code (no knexfile). */
+/**
+ * Numbered files in ./migrations (`001-core.ts`, …) applied in name order, run from code (no
+ * knexfile). Built to dist/ they are `.js`: a migration keeps its `.ts` name either way, the name
+ * knex_migrations records, so a database migrated by one form is current for the other.
+ */
+const files = new Map<string, string>();
 export const migrationSource: Knex.MigrationSource<string> = {
   async getMigrations() {
-    const files = await readdir(dir);
-    return files.filter((f) => /^\d{3}-[\w-]+\.ts$/.test(f)).sort();
+    for (const f of await readdir(dir)) {
+      const m = /^(\d{3}-[\w-]+)\.(ts|js)$/.exec(f);
+      const name = `${m?.[1]}.ts`;
+      if (m && (m[2] === 'ts' || !files.has(name))) files.set(name, f);
+    }
+    return [...files.keys()].sort();
   },
   getMigrationName: (name) => name,
   async getMigration(name) {
-    const mod = (await import(new URL(name, dir).href)) as Migration;
+    const mod = (await import(new URL(files.get(name) ?? name, dir).href)) as Migration;
     return { up: mod.up, down: mod.down ?? (async () => {}) };
   },
 };

@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import nacl from 'tweetnacl';
 import { Agent, request } from 'undici';
-import { verifyWebhook } from '../sender/webhook-signature.ts';
+import { verifyPush } from '../common/client/webhooks.ts';
 import { loadStackConfig } from './stack/config.ts';
 
 // The README's worked example, in one file. Usage (tsx scripts/example-send.ts …):
@@ -106,15 +106,13 @@ async function demo(base: string): Promise<void> {
   clearTimeout(timeout);
   const push = pushes[0] as (typeof pushes)[number];
   const { public_key: serverKey } = await api('GET', '/api/server-key');
-  const signed = verifyWebhook(
-    unb64(serverKey),
-    {
-      id: String(push.headers['webhook-id']),
-      timestamp: String(push.headers['webhook-timestamp']),
-      signature: String(push.headers['webhook-signature']),
-    },
-    push.body,
-  );
+  // What every receiver does first: check the server's signature (and the timestamp) of the push.
+  let signed = true;
+  try {
+    verifyPush(push.headers, push.body, serverKey);
+  } catch {
+    signed = false;
+  }
   const event = JSON.parse(push.body);
   const text = open(event.from.public_key, b64(bobKeys.secretKey), event.nonce, event.ciphertext);
   console.log(`push ${event.id} (signature ${signed ? 'valid' : 'INVALID'}) decrypts to: "${text}"`);

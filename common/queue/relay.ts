@@ -3,7 +3,7 @@ import { type Db, prepared, quickTransaction } from '../db/index.ts';
 import type { Logger } from '../log.ts';
 import { every } from '../periodic.ts';
 import type { Broker, Publication } from './broker.ts';
-import type { Delivery, LiveSignal } from './messages.ts';
+import { type Delivery, deliveryPublication, liveSignalPublication } from './messages.ts';
 
 /** How long confirmed rows wait for a send statement to delete them along with its writes. */
 const DELETE_AFTER_MS = 50;
@@ -17,7 +17,6 @@ const DELETE_AFTER_MS = 50;
  * both lock the device row, so one of them sees the other).
  */
 export function publications(broker: Broker, rows: OutboxEntry[]): Publication[] {
-  const { deliveries, live } = broker.topology;
   const wakes = new Map<string, number>();
   const out: Publication[] = rows.flatMap((r) => {
     wakes.set(r.device_id, Math.max(wakes.get(r.device_id) ?? 0, r.seq));
@@ -31,28 +30,9 @@ export function publications(broker: Broker, rows: OutboxEntry[]): Publication[]
       attempt: 0,
       ...(r.body !== undefined && { body: r.body, address: r.address ?? null }),
     };
-    return {
-      exchange: '',
-      routingKey: deliveries,
-      content: Buffer.from(JSON.stringify(d)),
-      options: {
-        persistent: true,
-        mandatory: true,
-        messageId: `${r.event_id}:${r.id}`,
-        contentType: 'application/json',
-      },
-    };
+    return deliveryPublication(broker.topology, d, r.id);
   });
-  const devices = [...wakes.keys()];
-  if (devices.length) {
-    const signal: LiveSignal = { devices: [...wakes] };
-    out.push({
-      exchange: live,
-      routingKey: devices[0] ?? '',
-      content: Buffer.from(JSON.stringify(signal)),
-      options: { persistent: false, contentType: 'application/json', BCC: devices },
-    });
-  }
+  if (wakes.size) out.push(liveSignalPublication(broker.topology, wakes));
   return out;
 }
 

@@ -40,6 +40,24 @@ export function groupUpdated(auth: Identity, groupId: string): Body {
   };
 }
 
+/** `message` for one device: the envelope encrypted for it. */
+export function messageSent(
+  auth: Identity,
+  m: { id: string; group_id: string | null; sent_at: string; file_ids: string[] },
+  envelope: { nonce: string; ciphertext: string },
+): Body {
+  return {
+    type: 'message',
+    message_id: m.id,
+    group_id: m.group_id,
+    sent_at: m.sent_at,
+    from: sender(auth),
+    nonce: envelope.nonce,
+    ciphertext: envelope.ciphertext,
+    file_ids: m.file_ids,
+  };
+}
+
 /** The message an edit, deletion or receipt is about. */
 interface About {
   id: string;

@@ -70,7 +70,7 @@ function amqpGauge(r: Registry, ready: () => Promise<void>): void {
 function publishesCounter(r: Registry, published: () => number): void {
   new Counter({
     name: 'messenger_amqp_publishes_total',
-    help: 'Messages published to RabbitMQ by this process (deliveries, wake-ups, retries)',
+    help: 'Messages published to RabbitMQ by this process (deliveries, wake-ups, retries, presence changes, invalidations)',
     registers: [r],
     collect() {
       this.reset();

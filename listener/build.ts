@@ -50,9 +50,11 @@ export async function buildListener(config: ListenerConfig, opts: ListenerOption
   const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX, log);
   if (config.MIGRATE_ON_START) log.info({ applied: await migrateLatest(db) }, 'migrated');
   const signingKey = await loadSigningKey(config.SIGNING_KEY_FILE);
-  // Reconnects by itself; the listener serves (and 201s) while RabbitMQ is down, the outbox holds the work.
-  const broker = opts.relay ? await connectBroker(config, log) : null;
-  const relay = broker
+  // One AMQP connection: the relay's confirm channel, the live stream's subscription channel and
+  // its presence/invalidation publishes. Reconnects by itself; the listener serves (and 201s)
+  // while RabbitMQ is down, the outbox holds the work.
+  const broker = await connectBroker(config, log, `listener ${config.INSTANCE_ID}`);
+  const relay = opts.relay
     ? startOutboxRelay({
         db,
         broker,
@@ -66,7 +68,7 @@ export async function buildListener(config: ListenerConfig, opts: ListenerOption
 
   const metrics = listenerMetrics(db, {
     processMetrics: opts.processMetrics ?? false,
-    ...(broker && { amqpReady: () => broker.ready(), amqpPublished: () => broker.stats.published }),
+    ...(opts.relay && { amqpReady: () => broker.ready(), amqpPublished: () => broker.stats.published }),
   });
   const deps: Deps = {
     config,
@@ -79,7 +81,7 @@ export async function buildListener(config: ListenerConfig, opts: ListenerOption
       postgres: async () => {
         await db.raw('select 1');
       },
-      ...(broker && { rabbitmq: () => broker.ready() }),
+      ...(opts.relay && { rabbitmq: () => broker.ready() }),
     },
     outboxWritten,
     cache: new AuthCache(config.AUTH_CACHE_TTL_MS),
@@ -102,7 +104,7 @@ export async function buildListener(config: ListenerConfig, opts: ListenerOption
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   // WebSocket upgrades (GET /api/stream) bypass Koa; live wake-ups come from RabbitMQ.
-  const stream = attachStream(server, deps);
+  const stream = attachStream(server, deps, broker);
   metrics.openStreams = () => stream.size;
   const metricsServer = config.METRICS_PORT
     ? await serveMetrics(metrics.registry, config.HOST, config.METRICS_PORT, log)
@@ -127,7 +129,7 @@ export async function buildListener(config: ListenerConfig, opts: ListenerOption
       await Promise.all([closed, stream.close(), ...jobs.map((j) => j.stop())]);
       // The relay finishes its batch (commit or rollback) before the broker and the pool close.
       await relay?.stop();
-      await broker?.close().catch(() => {});
+      await broker.close().catch(() => {});
       await metricsServer?.close();
       await db.destroy();
     },

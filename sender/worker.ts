@@ -1,12 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage } from 'amqplib';
 import { type DeliveryStore, deliveryStore } from '../common/db/deliveries.ts';
 import type { Db } from '../common/db/index.ts';
 import type { Logger } from '../common/log.ts';
 import type { SenderMetrics } from '../common/metrics.ts';
 import type { Broker, Consumer, Publication } from '../common/queue/broker.ts';
-import { type Delivery, parseDelivery } from '../common/queue/messages.ts';
-import { tierFor } from '../common/queue/topology.ts';
+import {
+  type Delivery,
+  parkingPublication,
+  parseDelivery,
+  retryPublication,
+} from '../common/queue/messages.ts';
 import { createAcker } from './acker.ts';
 import type { SenderConfig } from './config.ts';
 import type { Pusher } from './deliver.ts';
@@ -43,23 +46,11 @@ function retryPolicy(config: SenderConfig): RetryPolicy {
 
 /** Puts a delivery into the delay tier that brings it back at (or just after) `notBefore`. */
 function delayed(broker: Broker, d: Delivery, notBefore: number): Publication {
-  const { tiers, retryQueue } = broker.topology;
-  const tier = tierFor(tiers, notBefore - Date.now());
-  return {
-    exchange: '',
-    routingKey: retryQueue(tier),
-    content: Buffer.from(JSON.stringify({ ...d, not_before: notBefore })),
-    options: { persistent: true, mandatory: true, messageId: randomUUID(), contentType: 'application/json' },
-  };
+  return retryPublication(broker.topology, d, notBefore);
 }
 
 function parked(broker: Broker, d: Delivery, o: Outcome): Publication {
-  return {
-    exchange: '',
-    routingKey: broker.topology.parking,
-    content: Buffer.from(JSON.stringify({ ...d, outcome: o, parked_at: new Date().toISOString() })),
-    options: { persistent: true, mandatory: true, messageId: randomUUID(), contentType: 'application/json' },
-  };
+  return parkingPublication(broker.topology, d, o);
 }
 
 /**

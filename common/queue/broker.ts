@@ -7,7 +7,16 @@ import amqp, {
 } from 'amqplib';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
+import {
+  type Links,
+  REOPEN_MS,
+  type SubscribeOptions,
+  type Subscription,
+  subscribe,
+} from './subscription.ts';
 import { declareTopology, type Topology, topology } from './topology.ts';
+
+export type { Subscription } from './subscription.ts';
 
 export interface Publication {
   exchange: string;
@@ -17,7 +26,7 @@ export interface Publication {
 }
 
 /** Called per message; it must ack/nack on `ch` itself. A throw is logged and the message requeued. */
-export type Handler = (msg: ConsumeMessage, ch: Channel) => Promise<void>;
+type Handler = (msg: ConsumeMessage, ch: Channel) => Promise<void>;
 
 export interface Consumer {
   /** Stops taking new messages, waits for the handlers in flight, closes the channel. */
@@ -36,6 +45,12 @@ export interface Broker {
   publish(items: Publication[], timeoutMs?: number): Promise<void>;
   /** Consumes `queue` with `prefetch`, resubscribing after every reconnect. */
   consume(queue: string, prefetch: number, handler: Handler): Consumer;
+  /**
+   * A queue of this process's own (exclusive, auto-delete, server-named) with the given and the
+   * later added bindings, consumed without acks. It is declared again and re-bound after every
+   * reconnect; messages published meanwhile are lost, which onLost/onReady report.
+   */
+  subscribe(opts: SubscribeOptions): Subscription;
   /** Readiness probe: throws while the connection is down. */
   ready(): Promise<void>;
   /** Messages ready in each queue (metrics); a queue that does not exist counts 0. */
@@ -67,7 +82,12 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
  * the topology each time, so a broker restart never needs a process restart. Channels die with
  * their connection; they are recreated here on demand (publishing) or on reconnect (consumers).
  */
-export async function connectBroker(config: Config, log: Logger): Promise<Broker> {
+export async function connectBroker(
+  config: Config,
+  log: Logger,
+  /** Shown by `rabbitmqctl list_connections client_properties`. */
+  name = `${config.AMQP_PREFIX} ${process.pid}`,
+): Promise<Broker> {
   const names = topology(config);
   let current: ChannelModel | null = null;
   let publisher: Promise<ConfirmChannel> | null = null;
@@ -78,7 +98,7 @@ export async function connectBroker(config: Config, log: Logger): Promise<Broker
     // amqplib leaves Nagle on: a publish's or an ack's frames then waited for the broker's
     // delayed ACK (~40 ms here) before they went out.
     noDelay: true,
-    clientProperties: { connection_name: `${config.AMQP_PREFIX} ${process.pid}` },
+    clientProperties: { connection_name: name },
     recovery: {
       initialDelay: 200,
       maxDelay: 5_000,
@@ -95,10 +115,13 @@ export async function connectBroker(config: Config, log: Logger): Promise<Broker
   });
   conn.on('error', (err) => log.warn({ err }, 'rabbitmq connection error'));
   conn.on('connect-failed', (err) => log.warn({ err: err.message }, 'rabbitmq connect failed'));
+  const lost = new Set<() => void>();
+  const links: Links = { current: () => current, connected: consumers, lost };
   conn.on('disconnect', (err) => {
     current = null;
     publisher = null;
     log.warn({ err: err.message }, 'rabbitmq disconnected, reconnecting');
+    for (const drop of lost) drop();
   });
   conn.on('connect', (model: ChannelModel) => {
     current = model;
@@ -165,7 +188,7 @@ export async function connectBroker(config: Config, log: Logger): Promise<Broker
             if (channel !== ch) return;
             channel = null;
             // A channel-level error leaves the connection up: resubscribe on it after a pause.
-            if (!stopped && current === model) setTimeout(() => current === model && start(model), 1_000);
+            if (!stopped && current === model) setTimeout(() => current === model && start(model), REOPEN_MS);
           });
           await ch.prefetch(prefetch);
           channel = ch;
@@ -198,6 +221,10 @@ export async function connectBroker(config: Config, log: Logger): Promise<Broker
           if (ch) await ch.close().catch(() => {});
         },
       };
+    },
+
+    subscribe(opts) {
+      return subscribe(links, log, opts);
     },
 
     async ready() {

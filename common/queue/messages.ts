@@ -1,4 +1,19 @@
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { Publication } from './broker.ts';
+import { type Topology, tierFor } from './topology.ts';
+
+/** Every message here is JSON; a body that is not, or does not match its schema, parses to null. */
+function parseJson<T>(schema: z.ZodType<T>, content: Buffer): T | null {
+  try {
+    const parsed = schema.safeParse(JSON.parse(content.toString('utf8')));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+const json = (body: unknown) => Buffer.from(JSON.stringify(body));
 
 /**
  * A delivery on `<prefix>.deliveries` (and its retry tiers): which inbox row to push. The first
@@ -7,7 +22,7 @@ import { z } from 'zod';
  * attempt needs no PostgreSQL read. Retries and the relay's sweep carry neither: the sender then
  * reads the inbox at push time, so an event acked or expired meanwhile is skipped.
  */
-export const delivery = z.object({
+const delivery = z.object({
   device_id: z.string(),
   seq: z.number().int(),
   event_id: z.string(),
@@ -29,12 +44,65 @@ export const delivery = z.object({
 export type Delivery = z.infer<typeof delivery>;
 
 export function parseDelivery(content: Buffer): Delivery | null {
-  try {
-    const parsed = delivery.safeParse(JSON.parse(content.toString('utf8')));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
+  return parseJson(delivery, content);
+}
+
+/** The first publish of an outbox row: mandatory and persistent, its message id `<event id>:<row id>`. */
+export function deliveryPublication(t: Topology, d: Delivery, outboxId: string): Publication {
+  return {
+    exchange: '',
+    routingKey: t.deliveries,
+    content: json(d),
+    options: {
+      persistent: true,
+      mandatory: true,
+      messageId: `${d.event_id}:${outboxId}`,
+      contentType: 'application/json',
+    },
+  };
+}
+
+/**
+ * A delivery put back to wait (`<prefix>.retry.<ttl>ms`): the same body with `not_before`, in the
+ * delay tier that dead-letters it into `deliveries` again at (or just before) that time; parsed by
+ * parseDelivery.
+ */
+export function retryPublication(t: Topology, d: Delivery, notBefore: number): Publication {
+  return {
+    exchange: '',
+    routingKey: t.retryQueue(tierFor(t.tiers, notBefore - Date.now())),
+    content: json({ ...d, not_before: notBefore }),
+    options: { persistent: true, mandatory: true, messageId: randomUUID(), contentType: 'application/json' },
+  };
+}
+
+/**
+ * A dead delivery on `<prefix>.parking`, kept for operators (nothing consumes it): the delivery,
+ * why it died (the sender's outcome) and when.
+ */
+const parkedDelivery = delivery.extend({
+  /** The sender's outcome (sender/outcome.ts), in practice `{"kind": "dead", "reason"}`. */
+  outcome: z.object({ kind: z.string(), reason: z.string().optional() }),
+  parked_at: z.string(),
+});
+export type ParkedDelivery = z.infer<typeof parkedDelivery>;
+
+export function parseParkedDelivery(content: Buffer): ParkedDelivery | null {
+  return parseJson(parkedDelivery, content);
+}
+
+export function parkingPublication(
+  t: Topology,
+  d: Delivery,
+  outcome: ParkedDelivery['outcome'],
+): Publication {
+  const parked: ParkedDelivery = { ...d, outcome, parked_at: new Date().toISOString() };
+  return {
+    exchange: '',
+    routingKey: t.parking,
+    content: json(parked),
+    options: { persistent: true, mandatory: true, messageId: randomUUID(), contentType: 'application/json' },
+  };
 }
 
 /**
@@ -53,19 +121,25 @@ export function parseDelivery(content: Buffer): Delivery | null {
  * acked — so a stream must also re-read the inbox when it (re)subscribes, and never trust `seq`
  * as data.
  */
-export interface LiveSignal {
-  devices: [deviceId: string, seq: number][];
+const liveSignal = z.object({
+  devices: z.array(z.tuple([z.string(), z.number()])),
+});
+export type LiveSignal = z.infer<typeof liveSignal>;
+
+export function parseLiveSignal(content: Buffer): LiveSignal | null {
+  return parseJson(liveSignal, content);
 }
 
-/** The device ids a wake-up names; [] when it is not one. */
-export function wokenDevices(content: Buffer): string[] {
-  try {
-    const body = JSON.parse(content.toString()) as { devices?: unknown };
-    if (!Array.isArray(body.devices)) return [];
-    return body.devices.flatMap((d: unknown) => (Array.isArray(d) && typeof d[0] === 'string' ? [d[0]] : []));
-  } catch {
-    return [];
-  }
+/** The wake-up of the devices in `wakes` (device id → highest seq); the first device is the routing key. */
+export function liveSignalPublication(t: Topology, wakes: Map<string, number>): Publication {
+  const devices = [...wakes.keys()];
+  const signal: LiveSignal = { devices: [...wakes] };
+  return {
+    exchange: t.live,
+    routingKey: devices[0] ?? '',
+    content: json(signal),
+    options: { persistent: false, contentType: 'application/json', BCC: devices },
+  };
 }
 
 /**
@@ -81,7 +155,7 @@ export function wokenDevices(content: Buffer): string[] {
  * a consumer reconnects, possibly reordered between publishers): `since` orders a user's
  * transitions, and a listener re-reads the state of every subscription when it reconnects.
  */
-export const presenceChange = z.object({
+const presenceChange = z.object({
   user_id: z.string(),
   username: z.string(),
   online: z.boolean(),
@@ -90,10 +164,39 @@ export const presenceChange = z.object({
 export type PresenceChange = z.infer<typeof presenceChange>;
 
 export function parsePresenceChange(content: Buffer): PresenceChange | null {
-  try {
-    const parsed = presenceChange.safeParse(JSON.parse(content.toString('utf8')));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
+  return parseJson(presenceChange, content);
+}
+
+export function presencePublication(t: Topology, change: PresenceChange): Publication {
+  return {
+    exchange: t.presence,
+    routingKey: change.username,
+    content: json(change),
+    options: { persistent: false, contentType: 'application/json' },
+  };
+}
+
+/**
+ * INVALIDATION CONTRACT (`<prefix>.invalidations`, a durable fanout exchange)
+ *
+ * A listener that changed a user's sessions or devices publishes ONE message, body JSON
+ * `{"user_id"}`, non-persistent. Every listener's live queue is bound to the exchange (the
+ * publisher's too), and each drops what it cached about that user on receipt. A listener that is
+ * not subscribed may miss some, so it serves nothing from that cache meanwhile (AuthCache.setLive).
+ */
+const invalidation = z.object({ user_id: z.string() });
+export type Invalidation = z.infer<typeof invalidation>;
+
+export function parseInvalidation(content: Buffer): Invalidation | null {
+  return parseJson(invalidation, content);
+}
+
+export function invalidationPublication(t: Topology, userId: string): Publication {
+  const body: Invalidation = { user_id: userId };
+  return {
+    exchange: t.invalidations,
+    routingKey: '',
+    content: json(body),
+    options: { persistent: false, contentType: 'application/json' },
+  };
 }

@@ -18,7 +18,7 @@ import type { Config } from '../config.ts';
  *   PRESENCE CONTRACT in ./messages.ts. Listeners bind their live queue per watched username.
  * - `<prefix>.invalidations`: fanout exchange; a listener that changed a user's sessions or
  *   devices publishes `{"user_id"}` there, and every listener's live queue is bound to it, so each
- *   drops what it cached about that user (see listener/auth-cache.ts).
+ *   drops what it cached about that user; see the INVALIDATION CONTRACT in ./messages.ts.
  *
  * Queue type comes from AMQP_QUEUE_TYPE: quorum queues replicate over a RabbitMQ cluster;
  * classic queues are allowed for a single small node.

@@ -6,7 +6,7 @@ import type { Identity } from '../deps.ts';
 type Body = Omit<Event, 'id' | 'seq'>;
 
 /** The authenticated device as the `from` of the events it causes. */
-export function sender(auth: Identity): EventSender {
+function sender(auth: Identity): EventSender {
   return {
     user_id: auth.userId,
     username: auth.username,
@@ -37,6 +37,24 @@ export function groupUpdated(auth: Identity, groupId: string): Body {
     nonce: null,
     ciphertext: null,
     file_ids: [],
+  };
+}
+
+/** `message` for one device: the envelope encrypted for it. */
+export function messageSent(
+  auth: Identity,
+  m: { id: string; group_id: string | null; sent_at: string; file_ids: string[] },
+  envelope: { nonce: string; ciphertext: string },
+): Body {
+  return {
+    type: 'message',
+    message_id: m.id,
+    group_id: m.group_id,
+    sent_at: m.sent_at,
+    from: sender(auth),
+    nonce: envelope.nonce,
+    ciphertext: envelope.ciphertext,
+    file_ids: m.file_ids,
   };
 }
 

@@ -1,7 +1,7 @@
 import { type Db, prepared, quickTransaction } from '../../common/db/index.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Broker, Publication } from '../../common/queue/broker.ts';
-import type { Delivery, LiveSignal } from '../../common/queue/messages.ts';
+import { type Delivery, deliveryPublication, liveSignalPublication } from '../../common/queue/messages.ts';
 import type { OutboxEntry } from '../db/inbox.ts';
 import { every } from '../jobs/periodic.ts';
 
@@ -16,8 +16,7 @@ const DELETE_AFTER_MS = 50;
  * setting an address later re-queues what is pending (the send statement and the address change
  * both lock the device row, so one of them sees the other).
  */
-export function publications(broker: Broker, rows: OutboxEntry[]): Publication[] {
-  const { deliveries, live } = broker.topology;
+function publications(broker: Broker, rows: OutboxEntry[]): Publication[] {
   const wakes = new Map<string, number>();
   const out: Publication[] = rows.flatMap((r) => {
     wakes.set(r.device_id, Math.max(wakes.get(r.device_id) ?? 0, r.seq));
@@ -31,28 +30,9 @@ export function publications(broker: Broker, rows: OutboxEntry[]): Publication[]
       attempt: 0,
       ...(r.body !== undefined && { body: r.body, address: r.address ?? null }),
     };
-    return {
-      exchange: '',
-      routingKey: deliveries,
-      content: Buffer.from(JSON.stringify(d)),
-      options: {
-        persistent: true,
-        mandatory: true,
-        messageId: `${r.event_id}:${r.id}`,
-        contentType: 'application/json',
-      },
-    };
+    return deliveryPublication(broker.topology, d, r.id);
   });
-  const devices = [...wakes.keys()];
-  if (devices.length) {
-    const signal: LiveSignal = { devices: [...wakes] };
-    out.push({
-      exchange: live,
-      routingKey: devices[0] ?? '',
-      content: Buffer.from(JSON.stringify(signal)),
-      options: { persistent: false, contentType: 'application/json', BCC: devices },
-    });
-  }
+  if (wakes.size) out.push(liveSignalPublication(broker.topology, wakes));
   return out;
 }
 

@@ -10,7 +10,7 @@ import {
 import { isTransientConflict } from '../http/route.ts';
 import type { Published } from './relay.ts';
 
-export interface SendJob {
+interface SendJob {
   message: NewMessage;
   /** The message's events, each gated on the message (`gate: message.id`). */
   events: AppendEvent[];

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { topology } from '../../common/queue/topology.ts';
+import type { Broker } from '../../common/queue/broker.ts';
 import { beatStreams, liveTokenHashes, staleStreamUsers } from '../db/presence.ts';
 import type { Deps } from '../deps.ts';
 import { isUnavailableError } from '../errors.ts';
@@ -39,7 +39,7 @@ function refuse(socket: Duplex, status: number, error: string, message: string):
  * from RabbitMQ (see LiveBus), ping/pong dead-peer detection and the presence heartbeat. Kept out
  * of createApp: Koa never sees upgrade requests.
  */
-export function attachStream(server: Server, deps: Deps): LiveStream {
+export function attachStream(server: Server, deps: Deps, broker: Broker): LiveStream {
   const { config, db } = deps;
   const log = deps.log.child({ component: 'stream' });
   const clientIp = clientIpResolver(config.TRUSTED_PROXIES);
@@ -53,11 +53,7 @@ export function attachStream(server: Server, deps: Deps): LiveStream {
   let closing = false;
 
   const bus: LiveBus = new LiveBus({
-    url: config.AMQP_URL,
-    exchange: topology(config).live,
-    invalidations: topology(config).invalidations,
-    presence: topology(config).presence,
-    name: `live ${config.INSTANCE_ID}`,
+    broker,
     log,
     onWake: (deviceId) => {
       for (const c of byDevice.get(deviceId) ?? []) c.wake();

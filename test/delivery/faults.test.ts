@@ -109,8 +109,10 @@ describe('push delivery under faults', function () {
     const { from, to } = await pair(stack.call, `${sink.url}/r`);
     const before = await send(stack.call, from, to, 'before');
     await sink.waitFor((r) => r.length >= 1);
-    const closed = await forceCloseConnections(`${stack.env.AMQP_PREFIX} ${process.pid}`);
-    expect(closed).to.be.at.least(2); // the relay's and the in-process sender's
+    const closed =
+      (await forceCloseConnections(`listener ${stack.listener.deps.config.INSTANCE_ID}`)) +
+      (await forceCloseConnections(`${stack.env.AMQP_PREFIX} ${process.pid}`));
+    expect(closed).to.be.at.least(2); // the listener's (relay and stream) and the in-process sender's
     const after = await send(stack.call, from, to, 'after');
     await sink.waitFor((r) => r.some((q) => q.json().message_id === after), 20_000);
     expect((await stack.call('GET', '/api/ready')).status).to.equal(200);

@@ -128,7 +128,7 @@ export async function dropBrokerConnection(name: string): Promise<number> {
     .filter((line) => line.includes(`{"connection_name","${name}"}`))
     .map((line) => line.split('\t')[0] ?? '');
   for (const pid of pids) {
-    await run('rabbitmqctl', ['close_connection', pid, 'test: dropping the live bus'], { timeout: 30_000 });
+    await run('rabbitmqctl', ['close_connection', pid, 'test: dropping the connection'], { timeout: 30_000 });
   }
   return pids.length;
 }

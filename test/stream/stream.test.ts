@@ -67,7 +67,7 @@ describe('live stream across two listeners', () => {
     expect(events[1].seq).to.be.greaterThan(events[0].seq);
   });
 
-  it("when RabbitMQ drops listener B's live connection, then B reconnects, re-binds and its socket gets what was sent meanwhile", async function () {
+  it("when RabbitMQ drops listener B's connection, then B reconnects, re-binds and its socket gets what was sent meanwhile", async function () {
     this.timeout(60_000);
     const [alice] = await person(callA);
     const [bob] = await person(callA);
@@ -75,7 +75,7 @@ describe('live stream across two listeners', () => {
     const s = open(b.url, { token: bob.token });
     await s.opened;
     await eventually('socket registered on B', () => b.stream.size > 0);
-    expect(await dropBrokerConnection('live stream-test-b')).to.equal(1);
+    expect(await dropBrokerConnection('listener stream-test-b')).to.equal(1);
     // Published while B has no queue: this wake-up is lost; the re-read after reconnecting finds it.
     await sendText(callA, alice, [bob], 'during the outage');
     expect(decrypt(bob, (await s.waitEvents(1, 20_000))[0])).to.equal('during the outage');

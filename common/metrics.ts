@@ -232,7 +232,7 @@ export function senderMetrics(db: Db, probes: SenderProbes, opts: RegistryOption
     registry: r,
     deliveries: new Counter({
       name: 'messenger_deliveries_total',
-      help: 'Push deliveries by outcome (delivered, retry, gone, dead, skipped)',
+      help: 'Push deliveries by outcome (delivered, retry, gone, dead, skipped; deferred: its origin was busy)',
       labelNames: ['outcome'],
       registers: [r],
     }),

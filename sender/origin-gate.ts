@@ -2,11 +2,14 @@
  * Caps the pushes in flight per origin in this process. Without it one slow receiver (answering
  * only at the 10 s timeout) would hold every prefetch slot and stall pushes to everyone else.
  * A delivery for an origin at its cap waits here for the next free slot when the origin is
- * quick (its oldest push in flight started less than `slowMs` ago) and few deliveries wait
- * (`maxWaiting` in all), for at most `waitMs`: a burst to one receiver is served as its pushes
- * end, instead of a deferral that costs at least the shortest retry tier. A slow origin's
+ * quick (its oldest push in flight started less than `slowMs` ago) and fewer than `maxWaiting`
+ * deliveries wait for that origin, for at most `waitMs`: a burst to one receiver is served as its
+ * pushes end, instead of a deferral that costs at least the shortest retry tier. A slow origin's
  * deliveries are deferred at once (`acquire` answers false) and keep the prefetch slots free for
- * other origins.
+ * other origins: an origin that turns slow holds at most `limit + maxWaiting` of them, for at
+ * most `waitMs`. (The cap on waiting is per origin: a global one deferred deliveries to quick
+ * receivers as soon as a CPU stall let a few of them queue up at once, adding a retry tier's
+ * second or more to their latency.)
  */
 export interface OriginGate {
   acquire(origin: string): Promise<boolean>;
@@ -39,7 +42,6 @@ export function originGate(
   const inFlight = new Map<string, number>();
   const waiting = new Map<string, ((got: boolean) => void)[]>();
   const paces = new Map<string, Pace>();
-  let waiters = 0;
   const pace = (origin: string): Pace => {
     const p = paces.get(origin) ?? { started: [], avgMs: 0, deferred: 0, since: Date.now() };
     paces.set(origin, p);
@@ -68,11 +70,11 @@ export function originGate(
       }
       const queue = waiting.get(origin) ?? [];
       const oldest = paces.get(origin)?.started[0] ?? Date.now();
-      if (waiters >= opts.maxWaiting || Date.now() - oldest >= opts.slowMs) return Promise.resolve(false);
+      if (queue.length >= opts.maxWaiting || Date.now() - oldest >= opts.slowMs)
+        return Promise.resolve(false);
       return new Promise<boolean>((resolve) => {
         const settle = (got: boolean) => {
           clearTimeout(timer);
-          waiters--;
           resolve(got);
         };
         const timer = setTimeout(() => {
@@ -81,7 +83,6 @@ export function originGate(
           if (!q.length) waiting.delete(origin);
           settle(false);
         }, opts.waitMs);
-        waiters++;
         queue.push(settle);
         waiting.set(origin, queue);
       });

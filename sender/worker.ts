@@ -110,6 +110,7 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
       o.kind === 'retry' ? delayed(broker, next, Date.now() + o.afterMs) : parked(broker, next, o),
     ]);
     ack();
+    deps.metrics?.deliveries.inc({ outcome: o.kind === 'retry' ? 'deferred' : 'dead' });
     if (o.kind === 'retry') log.debug({ deferrals, retry_in_ms: o.afterMs }, 'origin busy, deferred');
     else
       log.warn({ deferrals, outcome: 'dead', reason: o.kind === 'dead' ? o.reason : undefined }, 'push dead');
@@ -172,7 +173,7 @@ export function startSender(deps: SenderDeps): Consumer {
     gate:
       deps.gate ??
       originGate(deps.config.SENDER_CONNECTIONS_PER_ORIGIN, {
-        // Three quarters of the prefetch always stay free for other origins.
+        // An origin that turns slow holds at most its connections and a quarter of the prefetch.
         maxWaiting: Math.floor(deps.config.SENDER_PREFETCH / 4),
         waitMs: GATE_WAIT_MS,
         slowMs: GATE_SLOW_MS,

@@ -89,11 +89,14 @@ async function recordOutcomes(q: Q, rows: (AttemptRow & { address: string })[]):
 /**
  * Group commit for calls: a call made while `inFlight` runs of `run` are going waits for the next
  * one, which takes every call that arrived meanwhile (keys in call order, one result per key); a
- * free slot waits one turn of the event loop only, so an idle process adds no delay. Pushes end
- * one at a time at moderate load: flushing every turn would cost one statement per push. A
- * failure of a run fails every call in it.
+ * free slot waits `lingerMs` (0: one turn of the event loop) to take along what comes meanwhile.
+ * Pushes end one at a time at moderate load: flushing every turn would cost one statement per
+ * push. A failure of a run fails every call in it.
  */
-export function coalesce<K, V>(run: (keys: K[]) => Promise<V[]>, inFlight = 1): (key: K) => Promise<V> {
+export function coalesce<K, V>(
+  run: (keys: K[]) => Promise<V[]>,
+  { inFlight = 1, lingerMs = 0 } = {},
+): (key: K) => Promise<V> {
   let queue: { key: K; resolve: (v: V) => void; reject: (e: unknown) => void }[] = [];
   let running = 0;
   function pump(): void {
@@ -120,7 +123,10 @@ export function coalesce<K, V>(run: (keys: K[]) => Promise<V[]>, inFlight = 1): 
   return (key) =>
     new Promise<V>((resolve, reject) => {
       queue.push({ key, resolve, reject });
-      if (queue.length === 1 && running < inFlight) setImmediate(pump);
+      if (queue.length === 1 && running < inFlight) {
+        if (lingerMs > 0) setTimeout(pump, lingerMs);
+        else setImmediate(pump);
+      }
     });
 }
 
@@ -130,13 +136,21 @@ export interface DeliveryStore {
   recordOutcome(row: AttemptRow & { address: string }): Promise<void>;
 }
 
+/** How long a recorded outcome waits for others to share its statement. */
+const OUTCOME_LINGER_MS = 5;
+
 export function deliveryStore(q: Q): DeliveryStore {
   return {
     findPushTarget: coalesce((keys: DeliveryKey[]) => findPushTargets(q, keys)),
-    recordOutcome: coalesce(async (rows: (AttemptRow & { address: string })[]) => {
-      await recordOutcomes(q, rows);
-      return rows.map(() => undefined);
-    }),
+    // The push is made by then: waiting a few ms costs no latency, only holds the prefetch
+    // slots that long, and lets one statement record the outcomes of several pushes.
+    recordOutcome: coalesce(
+      async (rows: (AttemptRow & { address: string })[]) => {
+        await recordOutcomes(q, rows);
+        return rows.map(() => undefined);
+      },
+      { lingerMs: OUTCOME_LINGER_MS },
+    ),
   };
 }
 

@@ -32,4 +32,19 @@ describe('the sender’s group commit of reads and outcome writes', () => {
     fail = false;
     expect(await call('c')).to.equal('c');
   });
+
+  it('when the writes may linger, then calls a few ms apart share one run', async () => {
+    const runs: number[][] = [];
+    const call = coalesce(
+      async (keys: number[]) => {
+        runs.push(keys);
+        return keys;
+      },
+      { lingerMs: 30 },
+    );
+    const first = call(1);
+    await new Promise((r) => setTimeout(r, 5));
+    await Promise.all([first, call(2)]);
+    expect(runs).to.deep.equal([[1, 2]]);
+  });
 });

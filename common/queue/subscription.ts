@@ -83,8 +83,16 @@ export function subscribe(links: Links, log: Logger, opts: SubscribeOptions): Su
         (msg) => (msg ? opts.onMessage(msg) : void ch.close().catch(() => {})),
         { noAck: true },
       );
-      const all = [...opts.bindings, ...extra.values()];
-      await Promise.all(all.map((b) => ch.bindQueue(ok.queue, b.exchange, b.routingKey)));
+      // Until `queue` is set, bind() only records: take what it recorded while binding, too.
+      const bound = new Set<string>();
+      for (;;) {
+        const todo = [...opts.bindings, ...extra.values()].filter(
+          (b) => !bound.has(key(b.exchange, b.routingKey)),
+        );
+        if (!todo.length) break;
+        await Promise.all(todo.map((b) => ch.bindQueue(ok.queue, b.exchange, b.routingKey)));
+        for (const b of todo) bound.add(key(b.exchange, b.routingKey));
+      }
       if (stopped || channel !== ch) return;
       queue = ok.queue;
       opts.onReady();

@@ -41,6 +41,13 @@ export const baseSchema = z.object({
    */
   SENDER_RETRY_BASE_MS: z.coerce.number().int().positive().default(1_000),
   SENDER_RETRY_MAX_MS: z.coerce.number().int().positive().default(3_600_000),
+  /**
+   * Delivery queues, each device's deliveries always in the same one (common/queue/topology.ts).
+   * One quorum queue is one Raft leader on one core of one node: past a few thousand deliveries/s
+   * more shards spread them over the cluster. Every process must agree (listeners publish by it,
+   * senders consume them all); changing it leaves messages of removed shards to be drained.
+   */
+  AMQP_DELIVERY_SHARDS: z.coerce.number().int().min(1).max(64).default(1),
 });
 
 export type Config = z.output<typeof baseSchema>;

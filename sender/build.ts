@@ -14,8 +14,8 @@ export interface SenderOptions {
 }
 
 export interface Sender {
-  /** The queue it consumes. */
-  queue: string;
+  /** The queues it consumes (every delivery shard). */
+  queues: string[];
   /** Stops taking deliveries, lets the pushes in flight record their outcome and ack, then closes. */
   close(): Promise<void>;
 }
@@ -34,14 +34,18 @@ export async function buildSender(config: SenderConfig, opts: SenderOptions): Pr
   );
   const broker = await connectBroker(config, log);
   const pusher = createPusher(config, key.secretKey);
-  const { deliveries, parking, tiers, retryQueue } = broker.topology;
+  const { deliveryShards, parking, tiers, retryQueue } = broker.topology;
   const metrics = senderMetrics(
     db,
     {
       async queueDepths() {
-        const d = await broker.queueDepths([deliveries, parking, ...tiers.map(retryQueue)]);
-        const retry = tiers.reduce((n, t) => n + (d[retryQueue(t)] ?? 0), 0);
-        return { deliveries: d[deliveries] ?? 0, retry, parking: d[parking] ?? 0 };
+        const d = await broker.queueDepths([...deliveryShards, parking, ...tiers.map(retryQueue)]);
+        const sum = (queues: string[]) => queues.reduce((n, q) => n + (d[q] ?? 0), 0);
+        return {
+          deliveries: sum(deliveryShards),
+          retry: sum(tiers.map(retryQueue)),
+          parking: d[parking] ?? 0,
+        };
       },
       amqpReady: () => broker.ready(),
       amqpPublished: () => broker.stats.published,
@@ -53,7 +57,7 @@ export async function buildSender(config: SenderConfig, opts: SenderOptions): Pr
     : null;
   const consumer = startSender({ config, db, broker, pusher, log, metrics });
   return {
-    queue: deliveries,
+    queues: deliveryShards,
     async close() {
       await consumer.stop();
       await Promise.allSettled([pusher.close(), broker.close(), metricsServer?.close()]);

@@ -8,7 +8,7 @@ logProcessWarnings(log);
 const sender = await buildSender(config, { log, processMetrics: true });
 log.info(
   {
-    queue: sender.queue,
+    queues: sender.queues,
     prefetch: config.SENDER_PREFETCH,
     allow_private: config.SENDER_ALLOW_PRIVATE_ADDRESSES,
   },

@@ -165,7 +165,10 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
   else log.warn(fields, `push ${o.kind}`);
 }
 
-/** Starts consuming deliveries; stop() finishes the pushes in flight before resolving. */
+/**
+ * Starts consuming every delivery shard (SENDER_PREFETCH shared between them); stop() finishes
+ * the pushes in flight before resolving.
+ */
 export function startSender(deps: SenderDeps): Consumer {
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const withGate = {
@@ -181,10 +184,10 @@ export function startSender(deps: SenderDeps): Consumer {
     store: deps.store ?? deliveryStore(deps.db),
   };
   const acker = createAcker((n) => deps.metrics?.amqpAcks.inc(n));
-  return deps.broker.consume(
-    deps.broker.topology.deliveries,
-    deps.config.SENDER_PREFETCH,
-    async (msg, ch) => {
+  const shards = deps.broker.topology.deliveryShards;
+  const prefetch = Math.ceil(deps.config.SENDER_PREFETCH / shards.length);
+  const consumers = shards.map((queue) =>
+    deps.broker.consume(queue, prefetch, async (msg, ch) => {
       acker.received(ch, msg);
       try {
         await handleDelivery(withGate, msg, () => acker.ack(ch, msg));
@@ -198,6 +201,7 @@ export function startSender(deps: SenderDeps): Consumer {
           ch.nack(msg, false, true);
         } catch {}
       }
-    },
+    }),
   );
+  return { stop: async () => void (await Promise.all(consumers.map((c) => c.stop()))) };
 }

@@ -51,7 +51,7 @@ export function parseDelivery(content: Buffer): Delivery | null {
 export function deliveryPublication(t: Topology, d: Delivery, outboxId: string): Publication {
   return {
     exchange: '',
-    routingKey: t.deliveries,
+    routingKey: t.deliveryQueue(d.device_id),
     content: json(d),
     options: {
       persistent: true,

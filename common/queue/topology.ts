@@ -4,9 +4,12 @@ import type { Config } from '../config.ts';
 /**
  * Broker topology, declared by every process on every (re)connect; declarations are idempotent.
  *
- * - `<prefix>.deliveries`: one message per (device, event) to push. Sender workers consume it.
+ * - `<prefix>.deliveries` (and `<prefix>.deliveries.<n>` for n = 1 … AMQP_DELIVERY_SHARDS - 1):
+ *   one message per (device, event) to push; a device's first publishes always go to the same
+ *   shard (a hash of its id), so one busy queue leader never carries the whole cluster's pushes.
+ *   Sender workers consume every shard.
  * - `<prefix>.retry.<ttl>ms`: delay tiers. Each has a queue-wide TTL and dead-letters back into
- *   `deliveries`, so every message in a tier waits the same time and the head never blocks a
+ *   `deliveries` (the first shard: retries are few), so every message in a tier waits the same time and the head never blocks a
  *   shorter-lived message behind it (the problem of per-message TTL on one queue). A delay that
  *   falls between tiers goes through the largest tier below it; the message carries its
  *   `not_before` and the sender parks it again for the remainder when it comes back early.
@@ -24,7 +27,12 @@ import type { Config } from '../config.ts';
  * classic queues are allowed for a single small node.
  */
 export interface Topology {
+  /** The first delivery shard, where retries come back to. */
   deliveries: string;
+  /** Every delivery shard, `deliveries` first. */
+  deliveryShards: string[];
+  /** The shard of a device's deliveries. */
+  deliveryQueue(deviceId: string): string;
   parking: string;
   live: string;
   presence: string;
@@ -44,8 +52,13 @@ export function retryTiers(baseMs: number, maxMs: number): number[] {
 
 export function topology(config: Config): Topology {
   const p = config.AMQP_PREFIX;
+  const shards = Array.from({ length: config.AMQP_DELIVERY_SHARDS }, (_, n) =>
+    n ? `${p}.deliveries.${n}` : `${p}.deliveries`,
+  );
   return {
     deliveries: `${p}.deliveries`,
+    deliveryShards: shards,
+    deliveryQueue: (deviceId) => shards[fnv1a(deviceId) % shards.length] ?? `${p}.deliveries`,
     parking: `${p}.parking`,
     live: `${p}.live`,
     presence: `${p}.presence`,
@@ -56,6 +69,13 @@ export function topology(config: Config): Topology {
     ),
     retryQueue: (tierMs) => `${p}.retry.${tierMs}ms`,
   };
+}
+
+/** 32-bit FNV-1a: a stable, even spread of device ids over the shards, in every process. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 /** The tier a delay of `ms` waits in: the largest one not longer than `ms` (the shortest if all are). */
@@ -69,7 +89,7 @@ export async function declareTopology(ch: Channel, config: Config): Promise<Topo
   const t = topology(config);
   const quorum = config.AMQP_QUEUE_TYPE === 'quorum';
   const base: Options.AssertQueue = { durable: true, arguments: { 'x-queue-type': config.AMQP_QUEUE_TYPE } };
-  await ch.assertQueue(t.deliveries, base);
+  for (const q of t.deliveryShards) await ch.assertQueue(q, base);
   await ch.assertQueue(t.parking, base);
   for (const tier of t.tiers) {
     await ch.assertQueue(t.retryQueue(tier), {
@@ -93,7 +113,7 @@ export async function declareTopology(ch: Channel, config: Config): Promise<Topo
 /** Removes a topology (tests with a throw-away prefix). */
 export async function deleteTopology(ch: Channel, config: Config): Promise<void> {
   const t = topology(config);
-  for (const q of [t.deliveries, t.parking, ...t.tiers.map(t.retryQueue)]) await ch.deleteQueue(q);
+  for (const q of [...t.deliveryShards, t.parking, ...t.tiers.map(t.retryQueue)]) await ch.deleteQueue(q);
   await ch.deleteExchange(t.live);
   await ch.deleteExchange(t.presence);
   await ch.deleteExchange(t.invalidations);

@@ -186,7 +186,7 @@ export function projectionTable(p: Projection): {
   const notes = [
     ...p.rows.map((r) => `${r.deployment.label}: ${r.nextListener}; ${r.twice}`),
     'cores: L listeners, S senders, P one PostgreSQL primary, R RabbitMQ (node or cluster), N nginx (own column); each role allows cores × 1000 ÷ its CPU ms per message.',
-    `† above ≈${fmt(p.singleQueueBound)}/s (one core's worth of the broker's whole per-message CPU, a lower bound) the single deliveries queue — one leader process on one core — may limit before RabbitMQ's other cores: shard it.`,
+    `† above ≈${fmt(p.singleQueueBound)}/s (one core's worth of the broker's whole per-message CPU, a lower bound) the single deliveries queue — one leader process on one core — may limit before RabbitMQ's other cores: shard it (AMQP_DELIVERY_SHARDS).`,
     p.pgCommitCeiling
       ? `PostgreSQL is also bounded by the given commit ceiling, ${fmt(p.pgCommitCeiling)} transactions/s ÷ transactions per message.`
       : 'No commit ceiling is assumed for the primary (--pg-commit-ceiling N adds one); "PG tx/s needed" says what it must sustain. Linear scaling of one primary past ~16 cores is optimistic (WAL insertion, locks).',

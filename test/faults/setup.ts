@@ -62,7 +62,7 @@ async function backlog(env: Record<string, string>): Promise<number> {
     const ch = await conn.createChannel();
     const t = topology(config);
     let queued = 0;
-    for (const q of [t.deliveries, ...t.tiers.map(t.retryQueue)])
+    for (const q of [...t.deliveryShards, ...t.tiers.map(t.retryQueue)])
       queued += (await ch.checkQueue(q)).messageCount;
     return Number(n) + queued;
   } finally {

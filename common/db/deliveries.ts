@@ -1,3 +1,4 @@
+import { groupCommit } from '../group-commit.ts';
 import { prepared, type Q } from './index.ts';
 
 interface PushTarget {
@@ -87,47 +88,20 @@ async function recordOutcomes(q: Q, rows: (AttemptRow & { address: string })[]):
 }
 
 /**
- * Group commit for calls: a call made while `inFlight` runs of `run` are going waits for the next
- * one, which takes every call that arrived meanwhile (keys in call order, one result per key); a
- * free slot waits `lingerMs` (0: one turn of the event loop) to take along what comes meanwhile.
- * Pushes end one at a time at moderate load: flushing every turn would cost one statement per
- * push. A failure of a run fails every call in it.
+ * One call of `run` for the calls that group-commit together (see groupCommit; keys in call order,
+ * one result per key). Pushes end one at a time at moderate load: flushing every turn would cost
+ * one statement per push. A failure of a run fails every call in it.
  */
 export function coalesce<K, V>(
   run: (keys: K[]) => Promise<V[]>,
-  { inFlight = 1, lingerMs = 0 } = {},
+  opts: { inFlight?: number; lingerMs?: number } = {},
 ): (key: K) => Promise<V> {
-  let queue: { key: K; resolve: (v: V) => void; reject: (e: unknown) => void }[] = [];
-  let running = 0;
-  function pump(): void {
-    if (!queue.length || running >= inFlight) return;
-    const batch = queue;
-    queue = [];
-    running++;
-    run(batch.map((b) => b.key))
-      .then(
-        (values) => {
-          batch.forEach((b, n) => {
-            b.resolve(values[n] as V);
-          });
-        },
-        (err: unknown) => {
-          for (const b of batch) b.reject(err);
-        },
-      )
-      .finally(() => {
-        running--;
-        pump();
-      });
-  }
-  return (key) =>
-    new Promise<V>((resolve, reject) => {
-      queue.push({ key, resolve, reject });
-      if (queue.length === 1 && running < inFlight) {
-        if (lingerMs > 0) setTimeout(pump, lingerMs);
-        else setImmediate(pump);
-      }
+  return groupCommit<K, V>(async (batch) => {
+    const values = await run(batch.map((w) => w.input));
+    batch.forEach((w, n) => {
+      w.resolve(values[n] as V);
     });
+  }, opts);
 }
 
 /** The sender's reads and writes, each batched over the deliveries in flight at the same moment. */

@@ -1,4 +1,5 @@
 import type { Db } from '../../common/db/index.ts';
+import { type Waiting as GroupWaiting, groupCommit } from '../../common/group-commit.ts';
 import type { Logger } from '../../common/log.ts';
 import {
   type AppendEvent,
@@ -24,11 +25,7 @@ export type SendResult = 'stored' | 'taken' | 'full';
 
 export type SendBatcher = (job: SendJob) => Promise<SendResult>;
 
-interface Waiting {
-  job: SendJob;
-  resolve(r: SendResult): void;
-  reject(err: unknown): void;
-}
+type Waiting = GroupWaiting<SendJob, SendResult>;
 
 const MAX_ATTEMPTS = 3;
 /**
@@ -57,9 +54,6 @@ export function sendBatcher(opts: {
   /** Confirmed outbox rows the batch statement deletes on the way (the relay's). */
   published?: Published;
 }): SendBatcher {
-  let queue: Waiting[] = [];
-  let running = 0;
-
   async function store(jobs: SendJob[]): Promise<Appended> {
     for (let attempt = 1; ; attempt++) {
       const published = opts.published?.take() ?? [];
@@ -84,7 +78,7 @@ export function sendBatcher(opts: {
   async function run(batch: Waiting[]): Promise<void> {
     let done: Appended;
     try {
-      done = await store(batch.map((w) => w.job));
+      done = await store(batch.map((w) => w.input));
     } catch (err) {
       if (batch.length === 1) batch[0]?.reject(err);
       else for (const w of batch) await run([w]);
@@ -97,27 +91,10 @@ export function sendBatcher(opts: {
       opts.log.warn({ err }, 'committed rows not handed to the relay');
     }
     for (const w of batch) {
-      const id = w.job.message.id;
+      const id = w.input.message.id;
       w.resolve(done.inserted.has(id) ? 'stored' : done.full.has(id) ? 'full' : 'taken');
     }
   }
 
-  function pump(): void {
-    while (queue.length && running < IN_FLIGHT) {
-      const batch = queue.slice(0, opts.max);
-      queue = queue.slice(batch.length);
-      running++;
-      void run(batch).finally(() => {
-        running--;
-        pump();
-      });
-    }
-  }
-
-  return (job) =>
-    new Promise<SendResult>((resolve, reject) => {
-      queue.push({ job, resolve, reject });
-      // A free statement slot waits one tick only, to take along what arrived in the same one.
-      if (queue.length === 1 && running < IN_FLIGHT) setImmediate(pump);
-    });
+  return groupCommit(run, { inFlight: IN_FLIGHT, max: opts.max });
 }

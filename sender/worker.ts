@@ -3,18 +3,13 @@ import { type DeliveryStore, deliveryStore } from '../common/db/deliveries.ts';
 import type { Db } from '../common/db/index.ts';
 import type { Logger } from '../common/log.ts';
 import type { SenderMetrics } from '../common/metrics.ts';
-import type { Broker, Consumer, Publication } from '../common/queue/broker.ts';
-import {
-  type Delivery,
-  parkingPublication,
-  parseDelivery,
-  retryPublication,
-} from '../common/queue/messages.ts';
+import type { Broker, Consumer } from '../common/queue/broker.ts';
+import { parkingPublication, parseDelivery, retryPublication } from '../common/queue/messages.ts';
 import { createAcker } from './acker.ts';
 import type { SenderConfig } from './config.ts';
 import type { Pusher } from './deliver.ts';
 import { type OriginGate, originGate, originOf } from './origin-gate.ts';
-import { deferral, type Outcome, outcome, type RetryPolicy } from './outcome.ts';
+import { deferral, outcome, type RetryPolicy } from './outcome.ts';
 
 /** A quick origin's delivery waits here at most this long for a free slot before it is deferred… */
 const GATE_WAIT_MS = 1_000;
@@ -44,15 +39,6 @@ function retryPolicy(config: SenderConfig): RetryPolicy {
   };
 }
 
-/** Puts a delivery into the delay tier that brings it back at (or just after) `notBefore`. */
-function delayed(broker: Broker, d: Delivery, notBefore: number): Publication {
-  return retryPublication(broker.topology, d, notBefore);
-}
-
-function parked(broker: Broker, d: Delivery, o: Outcome): Publication {
-  return parkingPublication(broker.topology, d, o);
-}
-
 /**
  * consume → skip/park early → push → decide → record in PostgreSQL → (retry/park publish) → ack.
  * The broker message is acked (`ack`) only after the outcome is stored, so a crash at any point
@@ -77,7 +63,7 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
   // (A few ms early is clock skew between us and the broker's TTL, not worth another tier.)
   if (d.not_before !== undefined && d.not_before - Date.now() > 20) {
     // Came back through a shorter tier than the delay asked for: wait the rest.
-    await broker.publish([delayed(broker, d, d.not_before)]);
+    await broker.publish([retryPublication(broker.topology, d, d.not_before)]);
     ack();
     return;
   }
@@ -107,7 +93,9 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
     );
     const next = { ...d, deferrals };
     await broker.publish([
-      o.kind === 'retry' ? delayed(broker, next, Date.now() + o.afterMs) : parked(broker, next, o),
+      o.kind === 'retry'
+        ? retryPublication(broker.topology, next, Date.now() + o.afterMs)
+        : parkingPublication(broker.topology, next, o),
     ]);
     ack();
     deps.metrics?.deliveries.inc({ outcome: o.kind === 'retry' ? 'deferred' : 'dead' });
@@ -144,8 +132,8 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
   });
   // Retries read the event and the address again at push time (acked meanwhile: skipped).
   const { body: _body, address: _address, ...next } = { ...d, attempt };
-  if (o.kind === 'retry') await broker.publish([delayed(broker, next, now + o.afterMs)]);
-  if (o.kind === 'dead') await broker.publish([parked(broker, next, o)]);
+  if (o.kind === 'retry') await broker.publish([retryPublication(broker.topology, next, now + o.afterMs)]);
+  if (o.kind === 'dead') await broker.publish([parkingPublication(broker.topology, next, o)]);
   ack();
   deps.metrics?.deliveries.inc({ outcome: o.kind });
   deps.metrics?.commitToPush.observe({ outcome: o.kind }, (now - Date.parse(d.created_at)) / 1000);

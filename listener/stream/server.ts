@@ -141,8 +141,9 @@ export function attachStream(server: Server, deps: Deps, broker: Broker): LiveSt
       if (set?.size === 0) byDevice.delete(id.deviceId);
       bus.remove(id.deviceId);
       hub.drop(conn);
-      // If this fails the row stops beating and expires like a killed listener's.
-      void announcer.settle(id.userId, { streamId: conn.id });
+      // If this fails the row stops beating and expires like a killed listener's. While the
+      // listener shuts down, close() settles every stream itself.
+      if (!closing) void announcer.settle(id.userId, { streamId: conn.id });
     },
   };
 

@@ -17,7 +17,7 @@ import { expect } from 'chai';
 /**
  * A clone must be readable on its own: no markdown link, and no path a comment or a doc mentions,
  * may point outside the repository or at a file it does not have (README and comments once sent
- * readers to ../shared/API.md, which no clone has).
+ * readers to a contract beside the repository, which no clone has).
  */
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -191,7 +191,7 @@ describe('links and references stay inside the repository', () => {
           '# Project',
           '## Start here',
           'Fine: [api](docs/API.md), [codes](docs/API.md#error-codes), [here](#start-here), [web](https://example.com).',
-          'Out: [contract](../shared/API.md), and `../shared/API.md` in code, [gone](docs/MISSING.md).',
+          'Out: [contract](../elsewhere/API.md), and `../elsewhere/API.md` in code, [gone](docs/MISSING.md).',
           'Bad anchors: [x](docs/API.md#nope), [y](#nowhere).',
           '```',
           '[example](../not/checked.md)',
@@ -200,15 +200,15 @@ describe('links and references stay inside the repository', () => {
       );
       writeFileSync(
         join(root, 'src/a.ts'),
-        "// The contract is ../../shared/API.md; see docs/API.md and docs/OLD.md.\nimport { b } from './b.ts';\n",
+        "// The contract is ../../elsewhere/API.md; see docs/API.md and docs/OLD.md.\nimport { b } from './b.ts';\n",
       );
       const problems = brokenReferences(root, ['README.md', 'docs/API.md', 'src/a.ts']);
       expect(problems).to.have.members([
-        'README.md:4: ../shared/API.md (outside the repository)',
+        'README.md:4: ../elsewhere/API.md (outside the repository)',
         'README.md:4: docs/MISSING.md (no such file)',
         'README.md:5: docs/API.md#nope (no such heading)',
         'README.md:5: #nowhere (no such heading)',
-        'src/a.ts:1: ../../shared/API.md (outside the repository)',
+        'src/a.ts:1: ../../elsewhere/API.md (outside the repository)',
         'src/a.ts:1: docs/OLD.md (no such file)',
       ]);
     } finally {

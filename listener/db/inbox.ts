@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from 'uuid';
+import { uuidv7 } from 'uuidv7';
 import { prepared, type Q } from '../../common/db/index.ts';
 import type { PendingEvent } from '../../common/events.ts';
 import type { MessageRow } from './messages.ts';

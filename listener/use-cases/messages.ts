@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from 'uuid';
+import { uuidv7 } from 'uuidv7';
 import { linkFiles, lockOwnFiles } from '../db/files.ts';
 import { lockGroup } from '../db/groups.ts';
 import { type AppendEvent, ackInbox, appendEvents, type NewMessage, readInbox } from '../db/inbox.ts';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
-import { v7 as uuidv7 } from 'uuid';
+import { uuidv7 } from 'uuidv7';
 import { createLogger } from '../../common/log.ts';
 import { sendBatcher } from '../../listener/messaging/send-batcher.ts';
 import { client } from '../helpers/http.ts';

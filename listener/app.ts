@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
 import { HttpMethodEnum, koaBody } from 'koa-body';
+import { LazyChild } from '../common/log.ts';
 import type { AppState, Deps } from './deps.ts';
 import { mount } from './http/route.ts';
 import { clientIpResolver } from './middleware/client-ip.ts';
@@ -29,14 +30,16 @@ export function createApp(deps: Deps): Koa<AppState, { deps: Deps }> {
     ctx.set('X-Served-By', deps.config.INSTANCE_ID);
     ctx.state.requestId = requestId;
     ctx.state.clientIp = clientIp(ctx.req.socket.remoteAddress, ctx.get('x-forwarded-for'));
-    ctx.state.log = deps.log.child({ req_id: requestId });
+    const log = new LazyChild(deps.log, { req_id: requestId });
+    ctx.state.logFields = log;
+    Object.defineProperty(ctx.state, 'log', { get: () => log.log, enumerable: true });
     const started = performance.now();
     try {
       await next();
     } finally {
       const elapsed = performance.now() - started;
       const ms = Math.round(elapsed * 10) / 10;
-      ctx.state.log.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
+      log.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
       // The route template (`/api/users/:username`), never the raw path: bounded label values.
       const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       deps.metrics.httpDuration.observe({ method: ctx.method, route, status: ctx.status }, elapsed / 1000);

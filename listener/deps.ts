@@ -1,5 +1,5 @@
 import type { Db } from '../common/db/index.ts';
-import type { Logger } from '../common/log.ts';
+import type { LazyChild, Logger } from '../common/log.ts';
 import type { ListenerMetrics } from '../common/metrics.ts';
 import type { AuthCache } from './auth-cache.ts';
 import type { ListenerConfig } from './config.ts';
@@ -20,7 +20,10 @@ export interface AppState {
   clientIp: string | null;
   /** X-Request-Id of this request (given by nginx or generated). */
   requestId: string;
-  log: Logger;
+  /** This request's logger, made on first use… */
+  readonly log: Logger;
+  /** …with the fields added here until then (the authenticated device). */
+  logFields: LazyChild;
 }
 
 /** Everything a listener needs, built by main.ts (or a test) and handed to createApp. */

@@ -1,7 +1,7 @@
 import type { ConsumeMessage } from 'amqplib';
 import { type DeliveryStore, deliveryStore } from '../common/db/deliveries.ts';
 import type { Db } from '../common/db/index.ts';
-import type { Logger } from '../common/log.ts';
+import { LazyChild, type Logger } from '../common/log.ts';
 import type { SenderMetrics } from '../common/metrics.ts';
 import type { Broker, Consumer } from '../common/queue/broker.ts';
 import { parkingPublication, parseDelivery, retryPublication } from '../common/queue/messages.ts';
@@ -53,7 +53,7 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
     ack();
     return;
   }
-  const log = deps.log.child({
+  const log = new LazyChild(deps.log, {
     event_id: d.event_id,
     device_id: d.device_id,
     seq: d.seq,
@@ -101,7 +101,10 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
     deps.metrics?.deliveries.inc({ outcome: o.kind === 'retry' ? 'deferred' : 'dead' });
     if (o.kind === 'retry') log.debug({ deferrals, retry_in_ms: o.afterMs }, 'origin busy, deferred');
     else
-      log.warn({ deferrals, outcome: 'dead', reason: o.kind === 'dead' ? o.reason : undefined }, 'push dead');
+      log.log.warn(
+        { deferrals, outcome: 'dead', reason: o.kind === 'dead' ? o.reason : undefined },
+        'push dead',
+      );
     return;
   }
   const attempt = d.attempt + 1;
@@ -150,7 +153,7 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
   };
   // One line per push is for operators who ask for it (LOG_LEVEL=debug); failures always log.
   if (o.kind === 'delivered') log.debug(fields, 'push delivered');
-  else log.warn(fields, `push ${o.kind}`);
+  else log.log.warn(fields, `push ${o.kind}`);
 }
 
 /**

@@ -65,6 +65,6 @@ export async function authenticate(ctx: Ctx): Promise<Identity> {
   });
   if (!identity) throw unauthorized();
   ctx.state.auth = identity;
-  ctx.state.log = ctx.state.log.child({ user_id: identity.userId, device_id: identity.deviceId });
+  ctx.state.logFields.bind({ user_id: identity.userId, device_id: identity.deviceId });
   return identity;
 }

@@ -1,10 +1,17 @@
-import type { ConsumeMessage } from 'amqplib';
+import type { Channel, ConsumeMessage } from 'amqplib';
+import pLimit from 'p-limit';
 import { type DeliveryStore, deliveryStore } from '../common/db/deliveries.ts';
 import type { Db } from '../common/db/index.ts';
 import { LazyChild, type Logger } from '../common/log.ts';
 import type { SenderMetrics } from '../common/metrics.ts';
 import type { Broker, Consumer } from '../common/queue/broker.ts';
-import { parkingPublication, parseDelivery, retryPublication } from '../common/queue/messages.ts';
+import {
+  type Delivery,
+  deliveryPublications,
+  parkingPublication,
+  parseDeliveries,
+  retryPublication,
+} from '../common/queue/messages.ts';
 import { createAcker } from './acker.ts';
 import type { SenderConfig } from './config.ts';
 import type { Pusher } from './deliver.ts';
@@ -40,19 +47,13 @@ function retryPolicy(config: SenderConfig): RetryPolicy {
 }
 
 /**
- * consume → skip/park early → push → decide → record in PostgreSQL → (retry/park publish) → ack.
- * The broker message is acked (`ack`) only after the outcome is stored, so a crash at any point
+ * One delivery: skip/park early → push → decide → record in PostgreSQL → (retry/park publish).
+ * Resolves once its outcome is recorded (or it is put back); throws when that could not be done,
+ * and its broker message is then not acked as it is (see startSender), so a crash at any point
  * means a redelivery (same webhook-id), never a lost delivery.
  */
-async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => void): Promise<void> {
-  const { db, broker, pusher } = deps;
-  const store = deps.store ?? deliveryStore(db);
-  const d = parseDelivery(msg.content);
-  if (!d) {
-    deps.log.warn({ queue: msg.fields.routingKey }, 'malformed delivery dropped');
-    ack();
-    return;
-  }
+async function handleDelivery(deps: SenderDeps & { store: DeliveryStore }, d: Delivery): Promise<void> {
+  const { broker, pusher, store } = deps;
   const log = new LazyChild(deps.log, {
     event_id: d.event_id,
     device_id: d.device_id,
@@ -64,7 +65,6 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
   if (d.not_before !== undefined && d.not_before - Date.now() > 20) {
     // Came back through a shorter tier than the delay asked for: wait the rest.
     await broker.publish([retryPublication(broker.topology, d, d.not_before)]);
-    ack();
     return;
   }
   // The first publish carries the event and the address as of its commit: no read needed.
@@ -74,7 +74,6 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
       : await store.findPushTarget({ device_id: d.device_id, seq: d.seq, event_id: d.event_id });
   if (!target?.user_address) {
     log.debug({ reason: target ? 'no_address' : 'not_in_inbox' }, 'delivery skipped');
-    ack();
     deps.metrics?.deliveries.inc({ outcome: 'skipped' });
     return;
   }
@@ -97,7 +96,6 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
         ? retryPublication(broker.topology, next, Date.now() + o.afterMs)
         : parkingPublication(broker.topology, next, o),
     ]);
-    ack();
     deps.metrics?.deliveries.inc({ outcome: o.kind === 'retry' ? 'deferred' : 'dead' });
     if (o.kind === 'retry') log.debug({ deferrals, retry_in_ms: o.afterMs }, 'origin busy, deferred');
     else
@@ -137,7 +135,6 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
   const { body: _body, address: _address, ...next } = { ...d, attempt };
   if (o.kind === 'retry') await broker.publish([retryPublication(broker.topology, next, now + o.afterMs)]);
   if (o.kind === 'dead') await broker.publish([parkingPublication(broker.topology, next, o)]);
-  ack();
   deps.metrics?.deliveries.inc({ outcome: o.kind });
   deps.metrics?.commitToPush.observe({ outcome: o.kind }, (now - Date.parse(d.created_at)) / 1000);
   deps.metrics?.pushDuration.observe(res.durationMs / 1000);
@@ -157,8 +154,10 @@ async function handleDelivery(deps: SenderDeps, msg: ConsumeMessage, ack: () => 
 }
 
 /**
- * Starts consuming every delivery shard (SENDER_PREFETCH shared between them); stop() finishes
- * the pushes in flight before resolving.
+ * Starts consuming every delivery shard. A message carries one delivery or a relay batch's
+ * (parseDeliveries); at most SENDER_PREFETCH deliveries are handled at once, and a message is
+ * acked once every delivery in it has its outcome recorded. stop() finishes the deliveries in
+ * flight before resolving.
  */
 export function startSender(deps: SenderDeps): Consumer {
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -174,25 +173,57 @@ export function startSender(deps: SenderDeps): Consumer {
       }),
     store: deps.store ?? deliveryStore(deps.db),
   };
+  const slots = pLimit(deps.config.SENDER_PREFETCH);
   const acker = createAcker((n) => deps.metrics?.amqpAcks.inc(n));
-  const shards = deps.broker.topology.deliveryShards;
-  const prefetch = Math.ceil(deps.config.SENDER_PREFETCH / shards.length);
-  const consumers = shards.map((queue) =>
-    deps.broker.consume(queue, prefetch, async (msg, ch) => {
-      acker.received(ch, msg);
-      try {
-        await handleDelivery(withGate, msg, () => acker.ack(ch, msg));
-      } catch (err) {
+  const { topology } = deps.broker;
+  const prefetch = Math.ceil(deps.config.SENDER_PREFETCH / topology.deliveryShards.length);
+
+  async function handleMessage(msg: ConsumeMessage, ch: Channel): Promise<void> {
+    acker.received(ch, msg);
+    const deliveries = parseDeliveries(msg.content);
+    if (!deliveries) {
+      deps.log.warn({ queue: msg.fields.routingKey }, 'malformed delivery dropped');
+      acker.ack(ch, msg);
+      return;
+    }
+    const results = await Promise.allSettled(deliveries.map((d) => slots(() => handleDelivery(withGate, d))));
+    const failed = deliveries.filter((_, i) => results[i]?.status === 'rejected');
+    if (failed.length) {
+      const err = results.find((r) => r.status === 'rejected')?.reason;
+      // PostgreSQL or the broker is down: these go back after a pause (no hot loop) and are
+      // attempted again with the same webhook-id. Only they: when the others are recorded, the
+      // failed ones are published again as a message of their own.
+      deps.log.warn(
+        { err, failed: failed.length, of: deliveries.length },
+        'delivery failed before its outcome was recorded; queued again',
+      );
+      await pause(1_000);
+      const requeue =
+        failed.length === deliveries.length ||
+        !(await deps.broker
+          .publish(
+            deliveryPublications(
+              topology,
+              failed.map((delivery) => ({ delivery, outboxId: 'requeued' })),
+            ),
+          )
+          .then(
+            () => true,
+            () => false,
+          ));
+      if (requeue) {
         acker.forget(ch, msg);
-        // PostgreSQL or the broker is down: hand the message back after a pause (no hot loop);
-        // it is attempted again, with the same webhook-id.
-        deps.log.warn({ err }, 'delivery failed before its outcome was recorded; requeued');
-        await pause(1_000);
         try {
           ch.nack(msg, false, true);
         } catch {}
+        return;
       }
-    }),
+    }
+    acker.ack(ch, msg);
+  }
+
+  const consumers = topology.deliveryShards.map((queue) =>
+    deps.broker.consume(queue, prefetch, handleMessage),
   );
   return { stop: async () => void (await Promise.all(consumers.map((c) => c.stop()))) };
 }

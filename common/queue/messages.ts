@@ -43,29 +43,78 @@ const delivery = z.object({
 });
 export type Delivery = z.infer<typeof delivery>;
 
-export function parseDelivery(content: Buffer): Delivery | null {
-  return parseJson(delivery, content);
+/**
+ * What a message on a delivery shard carries: the deliveries a relay batch queued for the shard's
+ * devices, `{"deliveries": [Delivery, …]}`, or one Delivery (a retry coming back from its delay
+ * tier). Null when malformed.
+ */
+const shardMessage = z.union([
+  z.object({ deliveries: z.array(delivery).min(1) }).transform((b) => b.deliveries),
+  delivery.transform((d) => [d]),
+]);
+
+export function parseDeliveries(content: Buffer): Delivery[] | null {
+  return parseJson(shardMessage, content);
 }
 
-/** The first publish of an outbox row: mandatory and persistent, its message id `<event id>:<row id>`. */
-export function deliveryPublication(t: Topology, d: Delivery, outboxId: string): Publication {
-  return {
-    exchange: '',
-    routingKey: t.deliveryQueue(d.device_id),
-    content: json(d),
-    options: {
-      persistent: true,
-      mandatory: true,
-      messageId: `${d.event_id}:${outboxId}`,
-      contentType: 'application/json',
-    },
-  };
+/** Deliveries in one message: at most this many, … */
+const BATCH_MAX = 64;
+/** … and about this many bytes (one larger delivery goes alone), which bounds a sender's prefetch in memory. */
+const BATCH_BYTES = 256 * 1024;
+
+/**
+ * The first publish of relayed outbox rows: one message per shard for up to BATCH_MAX of its
+ * deliveries, mandatory and persistent, its message id `<first event id>:<first row id>`. One
+ * message instead of one per delivery is one quorum-queue write, delivery and ack for the batch.
+ */
+export function deliveryPublications(
+  t: Topology,
+  rows: { delivery: Delivery; outboxId: string }[],
+): Publication[] {
+  const byShard = new Map<string, { delivery: Delivery; outboxId: string }[]>();
+  for (const r of rows) {
+    const q = t.deliveryQueue(r.delivery.device_id);
+    const list = byShard.get(q);
+    if (list) list.push(r);
+    else byShard.set(q, [r]);
+  }
+  const out: Publication[] = [];
+  for (const [queue, list] of byShard) {
+    let chunk: string[] = [];
+    let bytes = 0;
+    let first = list[0];
+    const close = (next: { delivery: Delivery; outboxId: string } | undefined) => {
+      if (chunk.length && first)
+        out.push({
+          exchange: '',
+          routingKey: queue,
+          content: Buffer.from(`{"deliveries":[${chunk.join(',')}]}`),
+          options: {
+            persistent: true,
+            mandatory: true,
+            messageId: `${first.delivery.event_id}:${first.outboxId}`,
+            contentType: 'application/json',
+          },
+        });
+      chunk = [];
+      bytes = 0;
+      first = next;
+    };
+    for (const r of list) {
+      const one = JSON.stringify(r.delivery);
+      if (chunk.length >= BATCH_MAX || (chunk.length && bytes + one.length > BATCH_BYTES)) close(r);
+      chunk.push(one);
+      bytes += one.length;
+    }
+    close(undefined);
+  }
+  return out;
 }
 
 /**
  * A delivery put back to wait (`<prefix>.retry.<ttl>ms`): the same body with `not_before`, in the
  * delay tier that dead-letters it into `deliveries` again at (or just before) that time; parsed by
- * parseDelivery.
+ * parseDeliveries.
  */
 export function retryPublication(t: Topology, d: Delivery, notBefore: number): Publication {
   return {

@@ -1,7 +1,7 @@
 import { type Db, prepared, quickTransaction } from '../../common/db/index.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Broker, Publication } from '../../common/queue/broker.ts';
-import { type Delivery, deliveryPublication, liveSignalPublication } from '../../common/queue/messages.ts';
+import { type Delivery, deliveryPublications, liveSignalPublication } from '../../common/queue/messages.ts';
 import type { OutboxEntry } from '../db/inbox.ts';
 import { every } from '../jobs/periodic.ts';
 
@@ -9,19 +9,19 @@ import { every } from '../jobs/periodic.ts';
 const DELETE_AFTER_MS = 50;
 
 /**
- * The deliveries of these outbox rows, plus one live wake-up for the whole batch that every
- * listener holding a socket of one of its devices receives once (see the contract in
- * ./messages.ts): a stream re-reads the inbox on a wake, so that says everything. A row whose
- * device had no push address at its commit gets no delivery: the sender would only skip it, and
- * setting an address later re-queues what is pending (the send statement and the address change
- * both lock the device row, so one of them sees the other).
+ * The deliveries of these outbox rows, a message per delivery shard (deliveryPublications), plus
+ * one live wake-up for the whole batch that every listener holding a socket of one of its devices
+ * receives once (see the contract in ./messages.ts): a stream re-reads the inbox on a wake, so
+ * that says everything. A row whose device had no push address at its commit gets no delivery:
+ * the sender would only skip it, and setting an address later re-queues what is pending (the
+ * send statement and the address change both lock the device row, so one of them sees the other).
  */
 function publications(broker: Broker, rows: OutboxEntry[]): Publication[] {
   const wakes = new Map<string, number>();
-  const out: Publication[] = rows.flatMap((r) => {
+  const deliveries = rows.flatMap((r) => {
     wakes.set(r.device_id, Math.max(wakes.get(r.device_id) ?? 0, r.seq));
     if (r.body !== undefined && !r.address) return [];
-    const d: Delivery = {
+    const delivery: Delivery = {
       device_id: r.device_id,
       seq: r.seq,
       event_id: r.event_id,
@@ -30,8 +30,9 @@ function publications(broker: Broker, rows: OutboxEntry[]): Publication[] {
       attempt: 0,
       ...(r.body !== undefined && { body: r.body, address: r.address ?? null }),
     };
-    return deliveryPublication(broker.topology, d, r.id);
+    return [{ delivery, outboxId: r.id }];
   });
+  const out = deliveryPublications(broker.topology, deliveries);
   if (wakes.size) out.push(liveSignalPublication(broker.topology, wakes));
   return out;
 }

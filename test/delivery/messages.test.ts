@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import {
   type Delivery,
-  deliveryPublication,
+  deliveryPublications,
   invalidationPublication,
   liveSignalPublication,
   parkingPublication,
-  parseDelivery,
+  parseDeliveries,
   parseInvalidation,
   parseLiveSignal,
   parseParkedDelivery,
@@ -27,18 +27,45 @@ const d: Delivery = {
 };
 
 describe('wire formats (common/queue/messages.ts)', () => {
-  it('when a delivery is published, then its body parses back and its message id names the outbox row', () => {
-    const p = deliveryPublication(t, d, '42');
+  it('when deliveries are published, then one message carries them and its message id names the first outbox row', () => {
+    const e = { ...d, seq: 8, event_id: 'a1a2a3a4-0000-4000-8000-000000000002' };
+    const [p, ...more] = deliveryPublications(t, [
+      { delivery: d, outboxId: '42' },
+      { delivery: e, outboxId: '43' },
+    ]);
+    expect(more).to.have.length(0);
     expect(p).to.include({ exchange: '', routingKey: t.deliveries });
-    expect(p.options).to.include({ persistent: true, mandatory: true, messageId: `${d.event_id}:42` });
-    expect(parseDelivery(p.content)).to.deep.equal(d);
+    expect(p?.options).to.include({ persistent: true, mandatory: true, messageId: `${d.event_id}:42` });
+    expect(parseDeliveries(p?.content ?? Buffer.alloc(0))).to.deep.equal([d, e]);
+  });
+
+  it("when a batch is large, then it is split by count and by bytes, each delivery in its device's shard", () => {
+    const sharded = topology(testConfig({ AMQP_DELIVERY_SHARDS: '3' }));
+    const rows = Array.from({ length: 200 }, (_, n) => ({
+      delivery: { ...d, device_id: `0b6f4c1e-2b1a-4c55-9a8e-${String(n).padStart(12, '0')}`, seq: n },
+      outboxId: String(n),
+    }));
+    const ps = deliveryPublications(sharded, rows);
+    const got = ps.flatMap((p) => {
+      const ds = parseDeliveries(p.content) ?? [];
+      expect(ds.length).to.be.within(1, 64);
+      for (const x of ds) expect(sharded.deliveryQueue(x.device_id)).to.equal(p.routingKey);
+      return ds;
+    });
+    expect(got.map((x) => x.seq).sort((a, b) => a - b)).to.deep.equal(rows.map((r) => r.delivery.seq));
+    const big = { ...d, body: 'x'.repeat(100_000) };
+    const bigs = deliveryPublications(
+      t,
+      [0, 1, 2].map((n) => ({ delivery: { ...big, seq: n }, outboxId: String(n) })),
+    );
+    expect(bigs.map((p) => parseDeliveries(p.content)?.length)).to.deep.equal([2, 1]);
   });
 
   it('when a delivery is put back to wait, then it goes to the tier at or below the delay and carries not_before', () => {
     const notBefore = Date.now() + 5_000;
     const p = retryPublication(t, d, notBefore);
     expect(p.routingKey).to.equal(t.retryQueue(4_000));
-    expect(parseDelivery(p.content)).to.deep.equal({ ...d, not_before: notBefore });
+    expect(parseDeliveries(p.content)).to.deep.equal([{ ...d, not_before: notBefore }]);
   });
 
   it('when a delivery is parked, then the body says why and when', () => {
@@ -83,8 +110,13 @@ describe('wire formats (common/queue/messages.ts)', () => {
   });
 
   it('when a body is not JSON or not of its shape, then every parser says null', () => {
-    for (const bad of [Buffer.from('not json'), Buffer.from('{"devices": 3}'), Buffer.from('[]')]) {
-      expect(parseDelivery(bad)).to.equal(null);
+    for (const bad of [
+      Buffer.from('not json'),
+      Buffer.from('{"devices": 3}'),
+      Buffer.from('[]'),
+      Buffer.from('{"deliveries": []}'),
+    ]) {
+      expect(parseDeliveries(bad)).to.equal(null);
       expect(parseParkedDelivery(bad)).to.equal(null);
       expect(parseLiveSignal(bad)).to.equal(null);
       expect(parsePresenceChange(bad)).to.equal(null);

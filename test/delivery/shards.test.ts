@@ -1,5 +1,6 @@
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { expect } from 'chai';
+import { parseDeliveries } from '../../common/queue/messages.ts';
 import { type Topology, topology } from '../../common/queue/topology.ts';
 import { testConfig } from '../helpers/env.ts';
 import { type DeliveryStack, eventually, startDeliveryStack } from '../helpers/sender.ts';
@@ -34,10 +35,24 @@ describe('delivery shards (AMQP_DELIVERY_SHARDS=3)', () => {
       (q) => pairs.filter(({ to }) => t.deliveryQueue(to.deviceId) === q).length,
     );
     expect(expected.filter((n) => n > 0).length, 'devices over shards').to.be.at.least(2);
-    const counts = async () =>
-      Promise.all(t.deliveryShards.map(async (q) => (await ch.checkQueue(q)).messageCount));
-    await eventually(async () => (await counts()).reduce((a, b) => a + b, 0) === ids.length, 10_000);
-    expect(await counts()).to.deep.equal(expected);
+    // Each shard's messages, read and put back: the devices of the deliveries they carry.
+    const held = async () => {
+      const byShard: string[][] = [];
+      for (const q of t.deliveryShards) {
+        const devices: string[] = [];
+        for (let m = await ch.get(q); m; m = await ch.get(q))
+          devices.push(...(parseDeliveries(m.content) ?? []).map((d) => d.device_id));
+        byShard.push(devices);
+      }
+      ch.nackAll(true);
+      return byShard;
+    };
+    await eventually(async () => (await held()).flat().length === ids.length, 10_000);
+    const byShard = await held();
+    t.deliveryShards.forEach((q, n) => {
+      for (const device of byShard[n] ?? []) expect(t.deliveryQueue(device), device).to.equal(q);
+    });
+    expect(byShard.map((devices) => devices.length)).to.deep.equal(expected);
 
     const sender = await stack.startSender();
     try {

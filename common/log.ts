@@ -34,8 +34,8 @@ export function logProcessWarnings(log: Logger): void {
 
 /**
  * A child logger made on first use, with fields added until then. pino serialises a child's
- * fields when it is made, and most requests and deliveries log nothing: a child for each cost
- * ~3 % of a listener's CPU.
+ * fields when it is made, and most requests and deliveries log nothing: a child for each showed
+ * as ~3 % of a listener's CPU profile.
  */
 export class LazyChild {
   #made: Logger | undefined;
@@ -54,6 +54,10 @@ export class LazyChild {
   /** A debug line, without making the logger when debug is off (the usual case). */
   debug(obj: object, msg: string): void {
     if (this.#parent.isLevelEnabled('debug')) this.log.debug(obj, msg);
+  }
+
+  warn(obj: object, msg: string): void {
+    this.log.warn(obj, msg);
   }
 
   bind(fields: Record<string, unknown>): void {

@@ -99,10 +99,7 @@ async function handleDelivery(deps: SenderDeps & { store: DeliveryStore }, d: De
     deps.metrics?.deliveries.inc({ outcome: o.kind === 'retry' ? 'deferred' : 'dead' });
     if (o.kind === 'retry') log.debug({ deferrals, retry_in_ms: o.afterMs }, 'origin busy, deferred');
     else
-      log.log.warn(
-        { deferrals, outcome: 'dead', reason: o.kind === 'dead' ? o.reason : undefined },
-        'push dead',
-      );
+      log.warn({ deferrals, outcome: 'dead', reason: o.kind === 'dead' ? o.reason : undefined }, 'push dead');
     return;
   }
   const attempt = d.attempt + 1;
@@ -150,7 +147,7 @@ async function handleDelivery(deps: SenderDeps & { store: DeliveryStore }, d: De
   };
   // One line per push is for operators who ask for it (LOG_LEVEL=debug); failures always log.
   if (o.kind === 'delivered') log.debug(fields, 'push delivered');
-  else log.log.warn(fields, `push ${o.kind}`);
+  else log.warn(fields, `push ${o.kind}`);
 }
 
 /**

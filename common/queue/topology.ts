@@ -5,7 +5,8 @@ import type { Config } from '../config.ts';
  * Broker topology, declared by every process on every (re)connect; declarations are idempotent.
  *
  * - `<prefix>.deliveries` (and `<prefix>.deliveries.<n>` for n = 1 … AMQP_DELIVERY_SHARDS - 1):
- *   one message per (device, event) to push; a device's first publishes always go to the same
+ *   the (device, event) pairs to push, a relay batch's per message (see deliveryPublications);
+ *   a device's first publishes always go to the same
  *   shard (a hash of its id), so one busy queue leader never carries the whole cluster's pushes.
  *   Sender workers consume every shard.
  * - `<prefix>.retry.<ttl>ms`: delay tiers. Each has a queue-wide TTL and dead-letters back into

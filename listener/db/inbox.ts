@@ -1,6 +1,6 @@
-import { uuidv7 } from 'uuidv7';
 import { prepared, type Q } from '../../common/db/index.ts';
 import type { PendingEvent } from '../../common/events.ts';
+import { newId } from '../../common/ids.ts';
 import type { MessageRow } from './messages.ts';
 
 /** A new message row, stored by `appendEvents` in the same statement as its events. */
@@ -132,7 +132,7 @@ export function appendStatement(
   const rest = new Map<string, string>();
   for (const p of events) {
     // Time-ordered ids keep the inserts into their indexes local.
-    const id = uuidv7();
+    const id = newId();
     // The stored body is `{"id":…,"seq":…,` + the rest of the event (key order of `Event`); the
     // seq only exists once the device row is locked, so the statement splices it in.
     const tail = JSON.stringify(p.event).slice(1);

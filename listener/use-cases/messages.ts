@@ -1,4 +1,4 @@
-import { uuidv7 } from 'uuidv7';
+import { newId } from '../../common/ids.ts';
 import { linkFiles, lockOwnFiles } from '../db/files.ts';
 import { lockGroup } from '../db/groups.ts';
 import { type AppendEvent, ackInbox, appendEvents, type NewMessage, readInbox } from '../db/inbox.ts';
@@ -108,7 +108,7 @@ async function store(
 export async function sendMessage(deps: Deps, actor: Actor, input: SendInput): Promise<SendOutcome> {
   const cmid = input.clientMessageId;
   for (let attempt = 1; ; attempt++) {
-    const id = uuidv7();
+    const id = newId();
     const sentAt = new Date();
     let stored: SendResult;
     try {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
-import { uuidv7 } from 'uuidv7';
+import { newId } from '../../common/ids.ts';
 import { createLogger } from '../../common/log.ts';
 import { sendBatcher } from '../../listener/messaging/send-batcher.ts';
 import { client } from '../helpers/http.ts';
@@ -118,7 +118,7 @@ describe('sends stored in batches', () => {
       committed: (rows) => committed.push(...rows.map((r) => r.event_id)),
     });
     const job = (deviceId: string) => {
-      const id = uuidv7();
+      const id = newId();
       const event = {
         type: 'message' as const,
         message_id: id,

@@ -1,6 +1,12 @@
 import { z } from 'zod';
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** Canonical base64, as the OpenAPI document states it… */
+const BASE64 = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
+/**
+ * …and as it is checked: the alphabet with at most two `=` at the end, in a string a multiple of
+ * 4 long. The same set at half the cost, and every envelope's ciphertext goes through it.
+ */
+const BASE64_CHARS = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Decoded size of a canonical base64 string, without decoding it. */
 function base64Size(s: string): number {
@@ -14,12 +20,12 @@ export function base64Bytes(opts: { exact: number } | { min: number; max: number
   return z
     .string()
     .max(Math.ceil(max / 3) * 4, `must decode to ${desc}`)
-    .regex(BASE64, 'must be standard base64')
+    .refine((s) => s.length % 4 === 0 && BASE64_CHARS.test(s), 'must be standard base64')
     .refine((s) => {
       const n = base64Size(s);
       return n >= min && n <= max;
     }, `must decode to ${desc}`)
-    .meta({ contentEncoding: 'base64', description: `base64, ${desc}` });
+    .meta({ contentEncoding: 'base64', pattern: BASE64, description: `base64, ${desc}` });
 }
 
 export const publicKey = base64Bytes({ exact: 32 });

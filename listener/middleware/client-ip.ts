@@ -22,16 +22,28 @@ export function clientIpResolver(
   );
   const isTrusted = (a: ipaddr.IPv4 | ipaddr.IPv6) =>
     cidrs.some(([range, bits]) => a.kind() === range.kind() && a.match(range, bits));
+  // Every request names the same few addresses (nginx's, then its clients'): parsed once each.
+  const seen = new Map<string, { ip: string; trusted: boolean } | null>();
+  const classify = (text: string) => {
+    let c = seen.get(text);
+    if (c === undefined) {
+      const addr = normalize(text);
+      c = addr ? { ip: addr.toString(), trusted: isTrusted(addr) } : null;
+      if (seen.size >= 4096) seen.clear();
+      seen.set(text, c);
+    }
+    return c;
+  };
   return (peer, xff) => {
-    const peerAddr = peer ? normalize(peer) : null;
+    const peerAddr = peer ? classify(peer) : null;
     if (!peerAddr) return peer ?? null;
-    if (!isTrusted(peerAddr) || !xff) return peerAddr.toString();
+    if (!peerAddr.trusted || !xff) return peerAddr.ip;
     const hops = xff.split(',').map((h) => h.trim());
     for (let i = hops.length - 1; i >= 0; i--) {
-      const hop = normalize(hops[i] ?? '');
-      if (!hop) return peerAddr.toString();
-      if (!isTrusted(hop) || i === 0) return hop.toString();
+      const hop = classify(hops[i] ?? '');
+      if (!hop) return peerAddr.ip;
+      if (!hop.trusted || i === 0) return hop.ip;
     }
-    return peerAddr.toString();
+    return peerAddr.ip;
   };
 }

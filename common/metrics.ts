@@ -169,7 +169,8 @@ export function listenerMetrics(
   const sample = () => {
     sampled ??= db
       .raw<{ rows: { n: string; age: number | null }[] }>(
-        'SELECT count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS age FROM outbox',
+        `SELECT coalesce(sum(cardinality(event_ids)), 0) AS n,
+                extract(epoch FROM now() - min(created_at))::float8 AS age FROM outbox`,
       )
       .then(({ rows }) => ({ rows: Number(rows[0]?.n ?? 0), age: Math.max(0, rows[0]?.age ?? 0) }))
       .finally(() => setImmediate(() => (sampled = null)));
@@ -177,7 +178,7 @@ export function listenerMetrics(
   };
   new Gauge({
     name: 'messenger_outbox_backlog',
-    help: 'Outbox rows not yet relayed to RabbitMQ (all listeners share the table)',
+    help: 'Events in the outbox not yet relayed to RabbitMQ (all listeners share the table)',
     registers: [r],
     async collect() {
       this.set((await sample().catch(() => ({ rows: -1 }))).rows);

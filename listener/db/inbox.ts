@@ -23,8 +23,12 @@ export interface AppendEvent extends PendingEvent {
   gate?: string;
 }
 
-/** An outbox row just written, with what its first push needs: the stored body and the address as of commit. */
+/**
+ * An event just appended, with its outbox row (one per statement, shared by its events) and what
+ * its first push needs: the stored body and the address as of commit.
+ */
 export interface OutboxEntry {
+  /** The outbox row that lists this event. */
   id: string;
   device_id: string;
   seq: number;
@@ -36,7 +40,7 @@ export interface OutboxEntry {
 }
 
 export interface Appended {
-  /** The outbox rows written, one per stored event, for the post-commit publish. */
+  /** The events stored, each with the statement's outbox row, for the post-commit publish. */
   outbox: OutboxEntry[];
   /** Ids of the messages inserted. A message in neither set had its client_message_id taken. */
   inserted: Set<string>;
@@ -59,7 +63,7 @@ export interface AppendOptions {
 }
 
 /**
- * Appends events to device inboxes with one outbox row each and, in the same statement, inserts
+ * Appends events to device inboxes with one outbox row listing them all and, in the same statement, inserts
  * the messages they carry with their recipients and, for direct messages, the sender and the
  * recipient as each other's direct contacts (listener/presence/contacts.ts): one execution
  * (atomic on its own, or inside the caller's transaction) for a whole batch of sends. Per-execution overhead dominates PostgreSQL's
@@ -194,14 +198,18 @@ export function appendStatement(
               now() + make_interval(days => ?)
          FROM e JOIN bumped b ON b.id = e.device_id
        RETURNING device_id, seq, event_id),
-     out AS (
-       INSERT INTO outbox (device_id, seq, event_id, request_id)
+     appended AS (
        SELECT ins.device_id, ins.seq, ins.event_id, e.request_id
-         FROM ins JOIN e ON e.event_id = ins.event_id ORDER BY ins.device_id, ins.seq
-       RETURNING id, device_id, seq, event_id, request_id, created_at)
-     SELECT o.id, o.device_id, o.seq, o.event_id, o.request_id, o.created_at, b.user_address AS address,
+         FROM ins JOIN e ON e.event_id = ins.event_id),
+     out AS (
+       INSERT INTO outbox (device_ids, seqs, event_ids, request_ids)
+       SELECT array_agg(device_id ORDER BY device_id, seq), array_agg(seq ORDER BY device_id, seq),
+              array_agg(event_id ORDER BY device_id, seq), array_agg(request_id ORDER BY device_id, seq)
+         FROM appended HAVING count(*) > 0
+       RETURNING id, created_at)
+     SELECT o.id, a.device_id, a.seq, a.event_id, a.request_id, o.created_at, b.user_address AS address,
             NULL::uuid AS message_id, NULL::boolean AS refused
-       FROM out o JOIN bumped b ON b.id = o.device_id
+       FROM appended a JOIN bumped b ON b.id = a.device_id CROSS JOIN out o
      UNION ALL
      SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, false FROM msg
      UNION ALL
@@ -280,11 +288,17 @@ export async function requeueInbox(
   const { rows } = await q.raw<{
     rows: { id: string; device_id: string; seq: string; event_id: string; created_at: Date }[];
   }>(
-    `INSERT INTO outbox (device_id, seq, event_id, request_id)
-     SELECT device_id, seq, event_id, ? FROM inbox
-      WHERE device_id = ? AND expires_at > now() ORDER BY seq LIMIT ?
-     RETURNING id, device_id, seq, event_id, created_at`,
-    [requestId, deviceId, max],
+    `WITH pending AS (
+       SELECT device_id, seq, event_id FROM inbox
+        WHERE device_id = ? AND expires_at > now() ORDER BY seq LIMIT ?),
+     out AS (
+       INSERT INTO outbox (device_ids, seqs, event_ids, request_ids)
+       SELECT array_agg(device_id ORDER BY seq), array_agg(seq ORDER BY seq), array_agg(event_id ORDER BY seq),
+              array_agg(?::text ORDER BY seq)
+         FROM pending HAVING count(*) > 0
+       RETURNING id, created_at)
+     SELECT o.id, p.device_id, p.seq, p.event_id, o.created_at FROM pending p CROSS JOIN out o ORDER BY p.seq`,
+    [deviceId, max, requestId],
   );
   return rows.map((r) => ({ ...r, seq: Number(r.seq), request_id: requestId }));
 }

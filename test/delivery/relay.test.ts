@@ -22,14 +22,15 @@ async function drain(ch: Channel, queue: string): Promise<Buffer[]> {
 
 async function insertOutbox(db: Db, n: number): Promise<{ device_id: string; seq: number }[]> {
   const device = randomUUID();
+  // One outbox row per event, as a statement that appended one event writes it.
   const rows = Array.from({ length: n }, (_, i) => ({
-    device_id: device,
-    seq: i + 1,
-    event_id: randomUUID(),
-    request_id: `req-${i}`,
+    device_ids: [device],
+    seqs: [i + 1],
+    event_ids: [randomUUID()],
+    request_ids: [`req-${i}`],
   }));
   await db.batchInsert('outbox', rows, 500);
-  return rows.map(({ device_id, seq }) => ({ device_id, seq }));
+  return rows.map((_, i) => ({ device_id: device, seq: i + 1 }));
 }
 
 describe('outbox relay', () => {

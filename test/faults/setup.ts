@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import amqp from 'amqplib';
 import { createDb } from '../../common/db/index.ts';
 import { deleteTopology, topology } from '../../common/queue/topology.ts';
+import { outboxEvents } from '../helpers/db-state.ts';
 import { testConfig } from '../helpers/env.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import type { SendRecord } from './driver.ts';
@@ -58,13 +59,13 @@ async function backlog(env: Record<string, string>): Promise<number> {
   const db = createDb(config.DATABASE_URL, 1);
   const conn = await amqp.connect(config.AMQP_URL);
   try {
-    const [{ n }] = (await db('outbox').count({ n: '*' })) as [{ n: string }];
+    const n = await outboxEvents(db);
     const ch = await conn.createChannel();
     const t = topology(config);
     let queued = 0;
     for (const q of [...t.deliveryShards, ...t.tiers.map(t.retryQueue)])
       queued += (await ch.checkQueue(q)).messageCount;
-    return Number(n) + queued;
+    return n + queued;
   } finally {
     await conn.close().catch(() => {});
     await db.destroy();

@@ -44,3 +44,12 @@ export async function dbState(db: Db, userIds: string[]): Promise<DbState> {
   }
   return { counts, hash: hash.digest('hex') };
 }
+
+/** Events waiting in the outbox (a row lists the events of one statement), of these devices only when given. */
+export async function outboxEvents(db: Db, deviceIds?: string[]): Promise<number> {
+  const { rows } = await db.raw<{ rows: { n: string }[] }>(
+    `SELECT count(*) AS n FROM outbox, unnest(device_ids) AS d(id)${deviceIds ? ' WHERE d.id = ANY(?::uuid[])' : ''}`,
+    deviceIds ? [deviceIds] : [],
+  );
+  return Number(rows[0]?.n);
+}

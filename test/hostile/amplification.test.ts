@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { outboxEvents } from '../helpers/db-state.ts';
 import { useListener } from '../helpers/listener.ts';
 import { type Device, envelopesFor, keyOf, login, register } from '../helpers/people.ts';
 
@@ -11,8 +12,13 @@ describe('amplification: events and pushes per fan-out request stay within their
   const t = useListener({ GROUP_MEMBERS_MAX: '4', DEVICES_PER_USER_MAX: '2', GROUPS_PER_USER_MAX: '3' });
   const db = () => t.listener.deps.db;
   const cfg = () => t.listener.deps.config;
-  /** Rows of `table`, of the given devices only when `devices` is given. */
-  const count = async (table: string, devices?: Device[]) => {
+  /** Inbox rows or outbox events, of the given devices only when `devices` is given. */
+  const count = async (table: 'inbox' | 'outbox', devices?: Device[]) => {
+    if (table === 'outbox')
+      return outboxEvents(
+        db(),
+        devices?.map((d) => d.deviceId),
+      );
     const q = db()(table).count({ n: '*' });
     if (devices)
       q.whereIn(

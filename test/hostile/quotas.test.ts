@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { outboxEvents } from '../helpers/db-state.ts';
 import { useListener } from '../helpers/listener.ts';
 import { type Device, envelopesFor, keyOf, person, uniqueName } from '../helpers/people.ts';
 
@@ -76,8 +77,7 @@ describe('inbox quota (INBOX_MAX_EVENTS)', () => {
 describe('re-queue on a new push address', () => {
   const t = useListener({ REQUEUE_MAX_EVENTS: '2' });
 
-  const queued = async (d: Device) =>
-    Number((await t.listener.deps.db('outbox').where({ device_id: d.deviceId }).count())[0]?.count);
+  const queued = (d: Device) => outboxEvents(t.listener.deps.db, [d.deviceId]);
 
   it('when the same address is set again, then nothing is re-queued; a new one queues at most REQUEUE_MAX_EVENTS', async () => {
     const [alice] = await person(t.call);

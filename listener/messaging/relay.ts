@@ -9,10 +9,10 @@ import { every } from '../jobs/periodic.ts';
 const DELETE_AFTER_MS = 50;
 
 /**
- * The deliveries of these outbox rows, a message per delivery shard (deliveryPublications), plus
+ * The deliveries of these events, a message per delivery shard (deliveryPublications), plus
  * one live wake-up for the whole batch that every listener holding a socket of one of its devices
  * receives once (see the contract in ./messages.ts): a stream re-reads the inbox on a wake, so
- * that says everything. A row whose device had no push address at its commit gets no delivery:
+ * that says everything. An event whose device had no push address at its commit gets no delivery:
  * the sender would only skip it, and setting an address later re-queues what is pending (the
  * send statement and the address change both lock the device row, so one of them sees the other).
  */
@@ -88,12 +88,12 @@ export interface Published {
 
 export interface OutboxRelay extends Published {
   /**
-   * Publishes outbox rows that just committed at once (the rows of one turn of the event loop
-   * together), awaits their confirms as one batch without holding up the next publish, then
-   * deletes them (deletes of rows confirmed meanwhile go together). A failure leaves the rows to
-   * the sweep.
+   * Publishes the events of outbox rows that just committed at once (those of one turn of the
+   * event loop together), awaits their confirms as one batch without holding up the next publish,
+   * then deletes the rows (deletes of rows confirmed meanwhile go together). A failure leaves the
+   * rows to the sweep.
    */
-  publish(rows: OutboxEntry[]): void;
+  publish(events: OutboxEntry[]): void;
   stop(): Promise<void>;
 }
 

@@ -57,6 +57,9 @@ export function parseDeliveries(content: Buffer): Delivery[] | null {
   return parseJson(shardMessage, content);
 }
 
+/** A first delivery and the outbox row that listed its event. */
+type Relayed = { delivery: Delivery; outboxId: string };
+
 /** Deliveries in one message: at most this many, … */
 const BATCH_MAX = 64;
 /** … and about this many bytes (one larger delivery goes alone), which bounds a sender's prefetch in memory. */
@@ -67,11 +70,8 @@ const BATCH_BYTES = 256 * 1024;
  * deliveries, mandatory and persistent, its message id `<first event id>:<first row id>`. One
  * message instead of one per delivery is one quorum-queue write, delivery and ack for the batch.
  */
-export function deliveryPublications(
-  t: Topology,
-  rows: { delivery: Delivery; outboxId: string }[],
-): Publication[] {
-  const byShard = new Map<string, { delivery: Delivery; outboxId: string }[]>();
+export function deliveryPublications(t: Topology, rows: Relayed[]): Publication[] {
+  const byShard = new Map<string, Relayed[]>();
   for (const r of rows) {
     const q = t.deliveryQueue(r.delivery.device_id);
     const list = byShard.get(q);
@@ -80,33 +80,28 @@ export function deliveryPublications(
   }
   const out: Publication[] = [];
   for (const [queue, list] of byShard) {
-    let chunk: string[] = [];
-    let bytes = 0;
-    let first = list[0];
-    const close = (next: { delivery: Delivery; outboxId: string } | undefined) => {
-      if (chunk.length && first)
-        out.push({
-          exchange: '',
-          routingKey: queue,
-          content: Buffer.from(`{"deliveries":[${chunk.join(',')}]}`),
-          options: {
-            persistent: true,
-            mandatory: true,
-            messageId: `${first.delivery.event_id}:${first.outboxId}`,
-            contentType: 'application/json',
-          },
-        });
-      chunk = [];
-      bytes = 0;
-      first = next;
-    };
-    for (const r of list) {
-      const one = JSON.stringify(r.delivery);
-      if (chunk.length >= BATCH_MAX || (chunk.length && bytes + one.length > BATCH_BYTES)) close(r);
-      chunk.push(one);
-      bytes += one.length;
+    for (let at = 0; at < list.length; ) {
+      const first = list[at] as Relayed;
+      const parts: string[] = [];
+      let bytes = 0;
+      for (; at < list.length && parts.length < BATCH_MAX; at++) {
+        const one = JSON.stringify(list[at]?.delivery);
+        if (parts.length && bytes + one.length > BATCH_BYTES) break;
+        parts.push(one);
+        bytes += one.length;
+      }
+      out.push({
+        exchange: '',
+        routingKey: queue,
+        content: Buffer.from(`{"deliveries":[${parts.join(',')}]}`),
+        options: {
+          persistent: true,
+          mandatory: true,
+          messageId: `${first.delivery.event_id}:${first.outboxId}`,
+          contentType: 'application/json',
+        },
+      });
     }
-    close(undefined);
   }
   return out;
 }

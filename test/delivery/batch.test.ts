@@ -2,7 +2,6 @@ import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { expect } from 'chai';
 import { loadSigningKey } from '../../common/crypto/signing-key.ts';
 import { type DeliveryStore, deliveryStore } from '../../common/db/deliveries.ts';
-import { createDb, type Db } from '../../common/db/index.ts';
 import { createLogger } from '../../common/log.ts';
 import { type Broker, connectBroker } from '../../common/queue/broker.ts';
 import { type Delivery, deliveryPublications, parseDeliveries } from '../../common/queue/messages.ts';
@@ -18,7 +17,6 @@ describe('a message carrying several deliveries', () => {
   let sink: Sink;
   let conn: ChannelModel;
   let ch: Channel;
-  let db: Db;
   let broker: Broker;
   before(async () => {
     stack = await startDeliveryStack();
@@ -26,12 +24,10 @@ describe('a message carrying several deliveries', () => {
     const config = testConfig(stack.env);
     conn = await amqp.connect(config.AMQP_URL);
     ch = await conn.createChannel();
-    db = createDb(config.DATABASE_URL, 4);
     broker = await connectBroker(config, createLogger('silent', 'test'));
   });
   after(async () => {
     await broker?.close();
-    await db?.destroy();
     await conn?.close();
     await sink?.close();
     await stack?.close();
@@ -64,7 +60,7 @@ describe('a message carrying several deliveries', () => {
 
     // The real store, whose first outcome write for one device fails (as when PostgreSQL is down).
     const victim = pairs[0]?.to.deviceId;
-    const real = deliveryStore(db);
+    const real = deliveryStore(stack.db);
     let failures = 0;
     const store: DeliveryStore = {
       findPushTarget: real.findPushTarget,
@@ -75,7 +71,14 @@ describe('a message carrying several deliveries', () => {
     };
     const key = await loadSigningKey(config.SIGNING_KEY_FILE);
     const pusher = createPusher(config, key.secretKey);
-    const consumer = startSender({ config, db, broker, pusher, log: createLogger('silent', 'test'), store });
+    const consumer = startSender({
+      config,
+      db: stack.db,
+      broker,
+      pusher,
+      log: createLogger('silent', 'test'),
+      store,
+    });
     try {
       const reqs = await sink.waitFor((r) => r.length >= ids.length + 1);
       await eventually(async () => (await ch.checkQueue(broker.topology.deliveries)).messageCount === 0);
@@ -89,7 +92,7 @@ describe('a message carrying several deliveries', () => {
       expect(pushes.get(ids[0] ?? '')).to.equal(2);
       for (const id of ids.slice(1)) expect(pushes.get(id), id).to.equal(1);
       expect(failures).to.equal(2);
-      const left = await db('inbox').whereIn(
+      const left = await stack.db('inbox').whereIn(
         'device_id',
         pairs.map((p) => p.to.deviceId),
       );

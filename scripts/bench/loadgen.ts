@@ -101,10 +101,12 @@ async function run({ target, shape }: StartCommand): Promise<void> {
         }
         issued++;
       }
+      // Sleep until the next arrival is due, never spin: a timer fires at the earliest 1 ms later,
+      // so at rates above 1,000/s each wake-up starts the arrivals that fell due meanwhile (their
+      // latency still counts from their scheduled time). Spinning on setImmediate here kept a core
+      // busy for the generator alone and took it from the system under test.
       const wait = startedAt + issued * interval - nowMs();
-      await new Promise((resolve) =>
-        wait > 1 ? setTimeout(resolve, Math.min(wait, 20)) : setImmediate(resolve),
-      );
+      await new Promise((resolve) => setTimeout(resolve, Math.min(Math.max(wait, 1), 20)));
     }
     await Promise.all(running);
   }

@@ -91,6 +91,7 @@ export async function buildListener(config: ListenerConfig, opts: ListenerOption
       ttlDays: config.INBOX_TTL_DAYS,
       inboxMax: config.INBOX_MAX_EVENTS,
       max: config.SEND_BATCH_MAX,
+      lingerMs: config.SEND_BATCH_LINGER_MS,
       committed: (rows) => deps.outboxWritten(rows),
       ...(relay && { published: relay }),
     }),

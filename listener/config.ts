@@ -57,6 +57,12 @@ const listenerSchema = baseSchema.extend({
   /** Sends stored by one statement at most (group commit: whatever arrived while the last one ran). */
   SEND_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(64),
   /**
+   * While sends keep coming (the last statement ended less than this long ago), a send that finds
+   * no statement running waits this long for others to share its statement; after a quiet spell a
+   * send is stored at once. 0: never wait.
+   */
+  SEND_BATCH_LINGER_MS: z.coerce.number().int().min(0).max(100).default(6),
+  /**
    * How long a listener may reuse a session or a device directory it read, as a safety net only:
    * logout, device and account changes broadcast an invalidation that every listener applies on
    * receipt, and a listener whose broker subscription is down reads through (0 = no cache).

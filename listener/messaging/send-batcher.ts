@@ -48,6 +48,8 @@ export function sendBatcher(opts: {
   ttlDays: number;
   inboxMax: number;
   max: number;
+  /** While sends keep coming, a free statement waits this long for company (groupCommit's busyOnly). */
+  lingerMs: number;
   log: Logger;
   committed(rows: OutboxEntry[]): void;
   /** Confirmed outbox rows the batch statement deletes on the way (the relay's). */
@@ -95,5 +97,5 @@ export function sendBatcher(opts: {
     }
   }
 
-  return groupCommit(run, { max: opts.max });
+  return groupCommit(run, { max: opts.max, lingerMs: opts.lingerMs, busyOnly: true });
 }

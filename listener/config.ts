@@ -61,7 +61,7 @@ const listenerSchema = baseSchema.extend({
    * no statement running waits this long for others to share its statement; after a quiet spell a
    * send is stored at once. 0: never wait.
    */
-  SEND_BATCH_LINGER_MS: z.coerce.number().int().min(0).max(100).default(6),
+  SEND_BATCH_LINGER_MS: z.coerce.number().int().min(0).max(100).default(12),
   /**
    * How long a listener may reuse a session or a device directory it read, as a safety net only:
    * logout, device and account changes broadcast an invalidation that every listener applies on

@@ -153,7 +153,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   await ensureCert(certFile, keyFile);
   const dispatcher = new Agent({ connect: { ca: readFileSync(certFile), servername: 'localhost' } });
 
-  const httpsPort = opts.httpsPort || (await freePort(host === '0.0.0.0' ? '127.0.0.1' : host));
   const listenerPorts = await ports(nListeners, opts.listenerBasePort ?? 0);
   const metricsPorts = await ports(nListeners + nSenders, opts.metricsBasePort ?? 0);
   const baseEnv = opts.env ?? process.env;
@@ -241,6 +240,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     log(`listeners on ${listenerPorts.join(', ')}; ${nSenders} sender(s)`);
 
     const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    // Picked only now: a free port is one of the ephemeral range, and the listeners and senders
+    // just opened their own connections, one of which could have taken it as its source port
+    // (seen once in a bench run: nginx's bind failed with EADDRINUSE).
+    const httpsPort = opts.httpsPort || (await freePort(host === '0.0.0.0' ? '127.0.0.1' : host));
     const mainFile = await writeNativeConfig({
       runDir,
       listen: `${host}:${httpsPort}`,

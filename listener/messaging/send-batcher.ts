@@ -33,9 +33,10 @@ const MAX_ATTEMPTS = 3;
  * Group commit for direct sends: the sends that arrive while a statement runs are stored together
  * by the next one (at most `max`), so PostgreSQL executes and commits once per batch instead of
  * once per message; an idle listener stores each message at once. One statement at a time: a
- * send waits at most for the one running (a commit here takes well under a millisecond), and
- * each batch takes all that arrived while the last one ran. Measured back to back against two at
- * a time: 5 % less CPU per message in the closed loop, open-loop p50 22 → 18 ms.
+ * send waits at most for the one running (a commit here takes well under a millisecond) and,
+ * while sends keep coming, `lingerMs` for company; each batch takes all that arrived meanwhile.
+ * Measured back to back against two at a time: 5 % less CPU per message in the closed loop,
+ * open-loop p50 22 → 18 ms; the linger (12 ms) took another 10 % off the open loop's CPU.
  *
  * Every job still gets its own answer, and only after the commit: a batch-mate whose
  * client_message_id is taken or whose recipient's inbox is full stores nothing (`taken`,

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
-import { groupCommit } from '../../common/group-commit.ts';
 import { newId } from '../../common/ids.ts';
 import { createLogger } from '../../common/log.ts';
 import { sendBatcher } from '../../listener/messaging/send-batcher.ts';
@@ -240,46 +239,5 @@ describe('cached sessions and devices across listeners', () => {
     expect(changed.status).to.equal(200);
     expect((await callB('GET', '/api/users/me', { token: laptop.token })).status).to.equal(401);
     expect((await callB('GET', '/api/users/me', { token: phone.token })).status).to.equal(200);
-  });
-});
-
-describe('group commit that lingers only while busy', () => {
-  const LINGER_MS = 200;
-  /** A group commit whose runs record their inputs and when they started. */
-  function recorder() {
-    const runs: { inputs: number[]; at: number }[] = [];
-    const call = groupCommit<number, number>(
-      async (batch) => {
-        runs.push({ inputs: batch.map((w) => w.input), at: performance.now() });
-        for (const w of batch) w.resolve(w.input);
-      },
-      { lingerMs: LINGER_MS, busyOnly: true },
-    );
-    return { runs, call };
-  }
-
-  it('when a call comes after a quiet spell, then it runs at once', async () => {
-    const { runs, call } = recorder();
-    const started = performance.now();
-    expect(await call(1)).to.equal(1);
-    expect(runs).to.have.length(1);
-    expect((runs[0]?.at ?? Number.POSITIVE_INFINITY) - started).to.be.below(LINGER_MS / 2);
-  });
-
-  it('when calls keep coming, then a free slot waits for company and one run takes them all', async () => {
-    const { runs, call } = recorder();
-    await call(1);
-    await new Promise((resolve) => setImmediate(resolve)); // the run has ended: the slot is free
-    // Right after another call: this one lingers, and those made meanwhile join it.
-    const first = call(2);
-    await new Promise((resolve) => setTimeout(resolve, LINGER_MS / 4));
-    const rest = [call(3), call(4)];
-    expect(await Promise.all([first, ...rest])).to.deep.equal([2, 3, 4]);
-    expect(runs.map((r) => r.inputs)).to.deep.equal([[1], [2, 3, 4]]);
-    // After a quiet spell longer than the linger, a call runs at once again.
-    await new Promise((resolve) => setTimeout(resolve, LINGER_MS * 1.5));
-    const before = performance.now();
-    await call(5);
-    expect((runs[2]?.at ?? Number.POSITIVE_INFINITY) - before).to.be.below(LINGER_MS / 2);
   });
 });

@@ -57,8 +57,8 @@ const listenerSchema = baseSchema.extend({
   /** Sends stored by one statement at most (group commit: whatever arrived while the last one ran). */
   SEND_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(64),
   /**
-   * While sends keep coming (the last statement ended less than this long ago), a send that finds
-   * no statement running waits this long for others to share its statement; after a quiet spell a
+   * While sends keep coming (the one before came less than this long ago), a send that finds no
+   * statement running waits this long for others to share its statement; after a quiet spell a
    * send is stored at once. 0: never wait.
    */
   SEND_BATCH_LINGER_MS: z.coerce.number().int().min(0).max(100).default(12),

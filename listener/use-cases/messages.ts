@@ -3,8 +3,9 @@ import { linkFiles, lockOwnFiles } from '../db/files.ts';
 import { lockGroup } from '../db/groups.ts';
 import { type AppendEvent, ackInbox, appendEvents, type NewMessage, readInbox } from '../db/inbox.ts';
 import { findByClientMessageId, releaseClientMessageId } from '../db/messages.ts';
+import { findUserById } from '../db/users.ts';
 import type { Deps } from '../deps.ts';
-import { AppError, notFound, unavailable } from '../errors.ts';
+import { AppError, notFound, unauthorized, unavailable } from '../errors.ts';
 import { withEvents } from '../messaging/append.ts';
 import { checkCoverage, checkCoverageOf, type Envelope } from '../messaging/coverage.ts';
 import { directDirectory } from '../messaging/directory.ts';
@@ -100,6 +101,8 @@ async function store(
   return done.inserted.has(id) ? 'stored' : done.full.has(id) ? 'full' : 'taken';
 }
 
+const FOREIGN_KEY_VIOLATION = '23503';
+
 /**
  * Sends an end-to-end encrypted message, one envelope per receiving device. A reused
  * client_message_id is a replay of the earlier send, or (past its 24 h window, before the cleanup
@@ -114,6 +117,12 @@ export async function sendMessage(deps: Deps, actor: Actor, input: SendInput): P
     try {
       stored = await store(deps, actor, input, id, sentAt);
     } catch (err) {
+      // An account was deleted between the checks and the statement (its direct-contacts row
+      // fails the foreign key): nothing was stored. The sender's own → its session is over.
+      if ((err as { code?: string }).code === FOREIGN_KEY_VIOLATION) {
+        if (await findUserById(deps.db, actor.auth.userId)) throw notFound('no such user');
+        throw unauthorized();
+      }
       // A retry after the recipients' devices changed still answers with the original.
       const earlier =
         cmid && err instanceof AppError && err.status < 500 ? await prior(deps, actor, cmid) : null;

@@ -55,6 +55,30 @@ describe('sends stored in batches', () => {
     expect(new Set(rows.map((r) => r.message_id)).size).to.equal(30);
   });
 
+  it('when an account is deleted between the checks and the statement, then its sends are 404 or 401 and a batch-mate is stored', async () => {
+    const [alice] = await person(t.call);
+    const [bob] = await person(t.call);
+    const [carol] = await person(t.call);
+    if (!alice || !bob || !carol) throw new Error('setup');
+    // Warm this listener's caches, then delete the accounts behind its back (no invalidation
+    // broadcast): its checks pass, and the statement meets the foreign keys.
+    expect((await send(alice, bob, [bob], 'hi')).status).to.equal(201);
+    expect((await send(carol, alice, [alice], 'hi')).status).to.equal(201);
+    const { db } = t.listener.deps;
+    await db('users').whereIn('id', [bob.userId, carol.userId]).delete();
+    const [toGone, fromGone, fine] = await Promise.all([
+      send(alice, bob, [bob], 'to a deleted account'),
+      send(carol, alice, [alice], 'from a deleted account'),
+      send(alice, alice, [], 'to myself'),
+    ]);
+    expect([toGone.status, toGone.body.error]).to.deep.equal([404, 'not_found']);
+    expect([fromGone.status, fromGone.body.error]).to.deep.equal([401, 'unauthorized']);
+    expect(fine.status).to.equal(201);
+    // The two warm-up messages and `fine`; nothing of the refused ones.
+    const stored = await db('messages').whereIn('sender_device_id', [alice.deviceId, carol.deviceId]);
+    expect(stored).to.have.length(3);
+  });
+
   it('when batch-mates mismatch devices, reuse a client id or race on a new one, then each gets its own answer and only the valid ones are stored', async () => {
     const [alice] = await person(t.call);
     const bobs = await person(t.call, 2);

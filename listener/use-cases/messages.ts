@@ -1,3 +1,4 @@
+import { isForeignKeyViolation } from '../../common/db/index.ts';
 import { newId } from '../../common/ids.ts';
 import { linkFiles, lockOwnFiles } from '../db/files.ts';
 import { lockGroup } from '../db/groups.ts';
@@ -101,8 +102,6 @@ async function store(
   return done.inserted.has(id) ? 'stored' : done.full.has(id) ? 'full' : 'taken';
 }
 
-const FOREIGN_KEY_VIOLATION = '23503';
-
 /**
  * Sends an end-to-end encrypted message, one envelope per receiving device. A reused
  * client_message_id is a replay of the earlier send, or (past its 24 h window, before the cleanup
@@ -119,7 +118,7 @@ export async function sendMessage(deps: Deps, actor: Actor, input: SendInput): P
     } catch (err) {
       // An account was deleted between the checks and the statement (its direct-contacts row
       // fails the foreign key): nothing was stored. The sender's own → its session is over.
-      if ((err as { code?: string }).code === FOREIGN_KEY_VIOLATION) {
+      if (isForeignKeyViolation(err)) {
         if (await findUserById(deps.db, actor.auth.userId)) throw notFound('no such user');
         throw unauthorized();
       }
